@@ -1,0 +1,215 @@
+//! Building a cache: settings, their defaults and their validation.
+
+use std::hash::BuildHasher;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use ahash::RandomState;
+
+use crate::cache::Cache;
+use crate::clock::{Clock, MonotonicClock};
+use crate::error::BuildError;
+use crate::listener::{Listener, RemovalCause};
+use crate::shard::{Weigher, MAX_SHARD_ENTRIES};
+use crate::sync::Arc;
+
+/// OpenSSL's `SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`: the default capacity.
+pub const DEFAULT_CAPACITY: usize = 20 * 1024;
+
+/// The largest shard count a cache accepts.
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// Shards per core by default: enough that two threads rarely want one
+/// shard's lock at once, few enough that each shard's LRU stays meaningful.
+const SHARDS_PER_CORE: usize = 4;
+
+/// Settings for a [`Cache`]; see [`Cache::builder`].
+///
+/// Every setting has a default: 20 480 entries (OpenSSL's default session
+/// cache size), shards from the machine's parallelism, no time-to-live, a
+/// monotonic clock and a randomly seeded ahash hasher (keys are chosen by
+/// remote clients, so a fixed seed would invite collision floods).
+pub struct CacheBuilder<K, V, S = RandomState> {
+    pub(crate) capacity: Option<usize>,
+    pub(crate) shards: Option<usize>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) clock: Option<std::sync::Arc<dyn Clock>>,
+    pub(crate) hasher: S,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) max_weight: Option<u64>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> Default for CacheBuilder<K, V, RandomState> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V, RandomState> {
+    /// A builder with every setting at its default.
+    pub fn new() -> Self {
+        Self {
+            capacity: Some(DEFAULT_CAPACITY),
+            shards: None,
+            ttl: None,
+            clock: None,
+            hasher: RandomState::new(),
+            weigher: None,
+            max_weight: None,
+            listener: None,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// The most entries the cache holds (a hard bound, split evenly across
+    /// shards).
+    pub fn capacity(mut self, entries: usize) -> Self {
+        self.capacity = Some(entries);
+        self
+    }
+
+    /// No entry bound (OpenSSL's cache size 0). Weight bounds still apply.
+    pub fn unbounded(mut self) -> Self {
+        self.capacity = None;
+        self
+    }
+
+    /// The number of shards: a power of two, at most the capacity.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The time-to-live of entries inserted without one of their own.
+    /// `Duration::ZERO` makes them expire at once; `Duration::MAX` (or no
+    /// call) never.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The time source, e.g. a [`ManualClock`](crate::ManualClock) in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(std::sync::Arc::new(clock));
+        self
+    }
+
+    /// Bounds the total weight (e.g. bytes) as well as the entry count.
+    /// `weigher` runs once per insert, under no lock.
+    pub fn weigher(
+        mut self,
+        max_weight: u64,
+        weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        self.max_weight = Some(max_weight);
+        self.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// Called once for every value that leaves the cache, with the cause,
+    /// after the shard lock is released. It may call back into the cache.
+    pub fn removal_listener(
+        mut self,
+        listener: impl Fn(&K, &Arc<V>, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// The key hasher. Use a randomly seeded one where keys come from
+    /// untrusted peers.
+    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            capacity: self.capacity,
+            shards: self.shards,
+            ttl: self.ttl,
+            clock: self.clock,
+            hasher,
+            weigher: self.weigher,
+            max_weight: self.max_weight,
+            listener: self.listener,
+            _types: PhantomData,
+        }
+    }
+
+    /// Builds the cache, or says which setting is invalid.
+    pub fn build(mut self) -> Result<Cache<K, V, S>, BuildError>
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        S: BuildHasher,
+    {
+        let shards = match self.shards {
+            Some(shards) => shards,
+            None => default_shards(self.capacity),
+        };
+        validate(self.capacity, shards)?;
+        match (&self.weigher, self.max_weight) {
+            (Some(_), Some(max)) if max < shards as u64 => {
+                return Err(BuildError::MaxWeightTooSmall {
+                    max_weight: max,
+                    shards,
+                })
+            }
+            (Some(_), Some(_)) | (None, None) => {}
+            _ => return Err(BuildError::WeigherWithoutMaxWeight),
+        }
+        let clock = self
+            .clock
+            .take()
+            .unwrap_or_else(|| std::sync::Arc::new(MonotonicClock::new()));
+        Ok(Cache::from_parts(self, shards, clock))
+    }
+}
+
+/// Checks a capacity against a shard count.
+pub(crate) fn validate(capacity: Option<usize>, shards: usize) -> Result<(), BuildError> {
+    if !shards.is_power_of_two() {
+        return Err(BuildError::ShardsNotPowerOfTwo(shards));
+    }
+    if shards > MAX_SHARDS {
+        return Err(BuildError::TooManyShards {
+            shards,
+            max: MAX_SHARDS,
+        });
+    }
+    if let Some(capacity) = capacity {
+        if capacity == 0 {
+            return Err(BuildError::ZeroCapacity);
+        }
+        if shards > capacity {
+            return Err(BuildError::MoreShardsThanCapacity { shards, capacity });
+        }
+        if capacity.div_ceil(shards) > MAX_SHARD_ENTRIES {
+            return Err(BuildError::CapacityTooLarge {
+                capacity,
+                max: MAX_SHARD_ENTRIES,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A few shards per core, but never more than the capacity allows.
+fn default_shards(capacity: Option<usize>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut shards = (cores * SHARDS_PER_CORE)
+        .next_power_of_two()
+        .min(MAX_SHARDS);
+    if let Some(capacity) = capacity {
+        while shards > 1 && shards > capacity {
+            shards /= 2;
+        }
+    }
+    shards
+}
+
+/// Part `index` of `total` split over `parts` as evenly as integers allow.
+pub(crate) fn split(total: u64, parts: usize, index: usize) -> u64 {
+    let parts = parts as u64;
+    total / parts + u64::from((index as u64) < total % parts)
+}

@@ -1,0 +1,349 @@
+//! The cache: a power-of-two array of shards and the operations on it.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
+
+use ahash::RandomState;
+
+use crate::builder::{split, validate, CacheBuilder};
+use crate::clock::{duration_to_nanos, Clock};
+use crate::error::BuildError;
+use crate::listener::RemovalCause;
+use crate::shard::{Config, Shard, MAX_SHARD_ENTRIES, NEVER};
+use crate::stats::CacheStats;
+use crate::sync::epoch;
+use crate::sync::Arc;
+
+/// A clear of more entries than this runs its shards in parallel.
+#[cfg(not(loom))]
+const PARALLEL_CLEAR_MIN: u64 = 1 << 16;
+
+/// A concurrent cache with lock-free reads, per-shard LRU eviction and
+/// per-entry expiry.
+///
+/// Values are held as [`Arc<V>`]: `get` hands out a clone of the handle, which
+/// keeps the value alive after the entry is evicted or replaced, the way an
+/// `SSL_SESSION` reference outlives its cache entry.
+///
+/// Reads ([`get`](Self::get)) take no lock and never wait. Writes take the
+/// lock of one shard, do that shard's maintenance (apply buffered accesses to
+/// its LRU, sweep its due entries from the expiry wheel), and are
+/// linearizable per key.
+///
+/// ```
+/// use std::time::Duration;
+/// use tlscache_core::{Arc, Cache};
+///
+/// let cache: Cache<Vec<u8>, String> = Cache::builder()
+///     .capacity(10_000)
+///     .time_to_live(Duration::from_secs(300))
+///     .build()?;
+/// cache.insert(b"session-id".to_vec(), Arc::new("state".to_string()));
+/// let hit = cache.get(&b"session-id"[..]).expect("just inserted");
+/// assert_eq!(*hit, "state");
+/// # Ok::<(), tlscache_core::BuildError>(())
+/// ```
+pub struct Cache<K, V, S = RandomState> {
+    shards: Box<[Shard<K, V>]>,
+    shard_mask: usize,
+    hasher: S,
+    clock: std::sync::Arc<dyn Clock>,
+    /// Default time-to-live in nanoseconds; `NEVER` for none.
+    ttl: u64,
+    config: Config<K, V>,
+    max_weight: u64,
+}
+
+impl<K, V> Cache<K, V, RandomState>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// A builder with default settings.
+    pub fn builder() -> CacheBuilder<K, V, RandomState> {
+        CacheBuilder::new()
+    }
+
+    /// A cache of `capacity` entries with every other setting at its default.
+    pub fn new(capacity: usize) -> Result<Self, BuildError> {
+        Self::builder().capacity(capacity).build()
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    pub(crate) fn from_parts(
+        builder: CacheBuilder<K, V, S>,
+        shards: usize,
+        clock: std::sync::Arc<dyn Clock>,
+    ) -> Self {
+        let now = duration_to_nanos(clock.now());
+        let max_weight = builder.max_weight.unwrap_or(u64::MAX);
+        let shard_list = (0..shards)
+            .map(|i| {
+                Shard::new(
+                    shard_capacity(builder.capacity, shards, i),
+                    shard_weight(max_weight, shards, i),
+                    now,
+                )
+            })
+            .collect();
+        Self {
+            shards: shard_list,
+            shard_mask: shards - 1,
+            hasher: builder.hasher,
+            clock,
+            ttl: builder.ttl.map_or(NEVER, duration_to_nanos),
+            config: Config {
+                weigher: builder.weigher,
+                listener: builder.listener,
+            },
+            max_weight,
+        }
+    }
+
+    #[inline]
+    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, &Shard<K, V>) {
+        let hash = self.hasher.hash_one(key);
+        // Shards take bits 32.., buckets bits ..32: independent choices.
+        let shard = &self.shards[(hash >> 32) as usize & self.shard_mask];
+        (hash, shard)
+    }
+
+    /// The cache clock's current time in nanoseconds.
+    #[inline]
+    fn now(&self) -> u64 {
+        duration_to_nanos(self.clock.now())
+    }
+
+    fn deadline(&self, now: u64, ttl: u64) -> u64 {
+        if ttl == NEVER {
+            NEVER
+        } else {
+            now.saturating_add(ttl)
+        }
+    }
+
+    /// The live value for `key`, if any.
+    ///
+    /// Lock-free and allocation-free: one clock read, an epoch pin, atomic
+    /// loads along one bucket chain, and on a hit the value's refcount and
+    /// an access record for the LRU. An expired entry is a miss at once.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (hash, shard) = self.locate(key);
+        let guard = &epoch::pin();
+        shard.get(hash, key, self.now(), guard)
+    }
+
+    /// Stores `value` under `key` with the default time-to-live and returns
+    /// the live value it replaced.
+    pub fn insert(&self, key: K, value: Arc<V>) -> Option<Arc<V>> {
+        self.insert_inner(key, value, self.ttl, |_| true)
+            .unwrap_or(None)
+    }
+
+    /// Stores `value` under `key`, expiring after `ttl`, and returns the live
+    /// value it replaced.
+    pub fn insert_with_ttl(&self, key: K, value: Arc<V>, ttl: Duration) -> Option<Arc<V>> {
+        self.insert_inner(key, value, duration_to_nanos(ttl), |_| true)
+            .unwrap_or(None)
+    }
+
+    /// Stores `value` only if `key` has no live value; otherwise hands
+    /// `value` back in `Err`.
+    pub fn insert_if_absent(&self, key: K, value: Arc<V>) -> Result<(), Arc<V>> {
+        self.insert_inner(key, value, self.ttl, |existing| existing.is_none())
+            .map(|_| ())
+    }
+
+    /// The per-key atomic conditional insert: `decide` sees the live value
+    /// `key` holds now (or `None`) and says whether `value` replaces it. No
+    /// other write to the key can come between the two.
+    ///
+    /// Returns `Ok(replaced)` if stored, `Err(value)` if `decide` declined.
+    /// `ttl` of `None` means the default. `decide` runs under the shard's
+    /// lock: it must be quick and must not call into this cache.
+    ///
+    /// OpenSSL's `SSL_CTX_add_session` (the same object again is a no-op, a
+    /// different one replaces) is
+    /// `insert_if(id, s, None, |old| !old.is_some_and(|old| Arc::ptr_eq(old, &s2)))`.
+    pub fn insert_if(
+        &self,
+        key: K,
+        value: Arc<V>,
+        ttl: Option<Duration>,
+        decide: impl FnOnce(Option<&Arc<V>>) -> bool,
+    ) -> Result<Option<Arc<V>>, Arc<V>> {
+        let ttl = ttl.map_or(self.ttl, duration_to_nanos);
+        self.insert_inner(key, value, ttl, decide)
+    }
+
+    fn insert_inner(
+        &self,
+        key: K,
+        value: Arc<V>,
+        ttl: u64,
+        decide: impl FnOnce(Option<&Arc<V>>) -> bool,
+    ) -> Result<Option<Arc<V>>, Arc<V>> {
+        let (hash, shard) = self.locate(&key);
+        let guard = &epoch::pin();
+        let now = self.now();
+        let deadline = self.deadline(now, ttl);
+        shard.insert(&self.config, guard, now, hash, key, value, deadline, decide)
+    }
+
+    /// Removes `key` and returns its live value.
+    pub fn remove<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_inner(key, RemovalCause::Removed, |_| true)
+    }
+
+    /// Removes `key` only if `pred` approves of its live value (for
+    /// instance `|v| Arc::ptr_eq(v, &mine)`: remove this object, not a
+    /// newer one under the same key). Returns the removed value.
+    pub fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&Arc<V>) -> bool) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_inner(key, RemovalCause::Removed, pred)
+    }
+
+    /// Gets and removes `key`'s live value in one step: among threads racing
+    /// to take one entry, exactly one gets it (single-use tickets, 0-RTT
+    /// anti-replay).
+    pub fn take<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_inner(key, RemovalCause::Taken, |_| true)
+    }
+
+    fn remove_inner<Q>(
+        &self,
+        key: &Q,
+        cause: RemovalCause,
+        pred: impl FnOnce(&Arc<V>) -> bool,
+    ) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (hash, shard) = self.locate(key);
+        let guard = &epoch::pin();
+        shard.remove(&self.config, guard, self.now(), hash, key, cause, pred)
+    }
+
+    /// Removes every entry expired now. Each shard's sweep costs
+    /// O(expired entries), not O(entries).
+    pub fn flush_expired(&self) {
+        self.flush_expired_at(self.clock.now());
+    }
+
+    /// Removes every entry whose deadline is at or before `now` on the
+    /// cache's clock (which may be ahead of the clock: OpenSSL's
+    /// `SSL_CTX_flush_sessions(ctx, tm)`).
+    pub fn flush_expired_at(&self, now: Duration) {
+        let now = duration_to_nanos(now);
+        for shard in self.shards.iter() {
+            shard.flush_expired(&self.config, now);
+        }
+    }
+
+    /// Removes every entry (cause [`RemovalCause::Cleared`]). A large cache
+    /// is cleared shard-parallel on rayon's pool.
+    pub fn clear(&self) {
+        #[cfg(not(loom))]
+        if self.len() >= PARALLEL_CLEAR_MIN {
+            use rayon::prelude::*;
+            let config = &self.config;
+            self.shards.par_iter().for_each(|shard| shard.clear(config));
+            return;
+        }
+        for shard in self.shards.iter() {
+            shard.clear(&self.config);
+        }
+    }
+
+    /// Changes the entry bound while traffic flows; a smaller bound evicts
+    /// least recently used entries, shard by shard, before returning.
+    /// `None` removes the bound.
+    pub fn set_capacity(&self, capacity: Option<usize>) -> Result<(), BuildError> {
+        validate(capacity, self.shards.len())?;
+        for (i, shard) in self.shards.iter().enumerate() {
+            shard.set_capacity(
+                &self.config,
+                shard_capacity(capacity, self.shards.len(), i),
+                shard_weight(self.max_weight, self.shards.len(), i),
+            );
+        }
+        Ok(())
+    }
+
+    /// Entries held, including expired ones not yet swept.
+    pub fn len(&self) -> u64 {
+        self.shards.iter().map(|s| s.stats().len).sum()
+    }
+
+    /// Whether the cache holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The counters, summed over shards without a lock.
+    pub fn stats(&self) -> CacheStats {
+        self.shards
+            .iter()
+            .fold(CacheStats::default(), |mut acc, s| {
+                let s = s.stats();
+                acc.len += s.len;
+                acc.hits += s.hits;
+                acc.misses += s.misses;
+                acc.inserts += s.inserts;
+                acc.evictions += s.evictions;
+                acc.expirations += s.expirations;
+                acc
+            })
+    }
+}
+
+fn shard_capacity(capacity: Option<usize>, shards: usize, index: usize) -> usize {
+    capacity.map_or(MAX_SHARD_ENTRIES, |c| {
+        split(c as u64, shards, index) as usize
+    })
+}
+
+fn shard_weight(max_weight: u64, shards: usize, index: usize) -> u64 {
+    if max_weight == u64::MAX {
+        u64::MAX
+    } else {
+        split(max_weight, shards, index)
+    }
+}
+
+impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}

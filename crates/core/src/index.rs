@@ -1,0 +1,162 @@
+//! A shard's hash index: buckets of singly-linked node chains that readers
+//! walk with atomic loads under an epoch guard, and writers change under the
+//! shard lock.
+//!
+//! Publication: a writer fills a node, then stores it into a bucket or a
+//! `next` field with `Release`; readers load both with `Acquire`, so a node
+//! they reach is fully initialised. Unlinking rewrites one predecessor
+//! pointer; the unlinked node keeps its own `next`, so a reader standing on
+//! it walks on. Unlinked nodes and replaced tables are retired to the epoch
+//! collector and freed once no pinned reader can hold them.
+
+use std::borrow::Borrow;
+
+use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
+use crate::sync::{Arc, AtomicU64, Ordering};
+
+/// One cache entry as readers see it.
+pub(crate) struct Node<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: Arc<V>,
+    pub(crate) hash: u64,
+    /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
+    pub(crate) deadline: u64,
+    /// The newest access stamp (see `lru`); written by readers, `Relaxed`:
+    /// it only orders evictions and a stale read makes one less exact.
+    pub(crate) stamp: AtomicU64,
+    /// The node's slab slot; fixed for the node's life.
+    pub(crate) slot: u32,
+    next: Atomic<Node<K, V>>,
+}
+
+impl<K, V> Node<K, V> {
+    pub(crate) fn new(
+        key: K,
+        value: Arc<V>,
+        hash: u64,
+        deadline: u64,
+        stamp: u64,
+        slot: u32,
+    ) -> Self {
+        Self {
+            key,
+            value,
+            hash,
+            deadline,
+            stamp: AtomicU64::new(stamp),
+            slot,
+            next: Atomic::null(),
+        }
+    }
+
+    /// Whether the entry has expired at `now` (clock nanoseconds).
+    #[inline]
+    pub(crate) fn expired(&self, now: u64) -> bool {
+        now >= self.deadline
+    }
+}
+
+/// A bucket array. Dropping a table frees only the array: nodes are owned
+/// by the slab and retired one by one.
+pub(crate) struct Table<K, V> {
+    buckets: Box<[Atomic<Node<K, V>>]>,
+    mask: u64,
+}
+
+impl<K: 'static, V: 'static> Table<K, V> {
+    /// A table of `buckets` (a power of two) empty buckets.
+    pub(crate) fn new(buckets: usize) -> Self {
+        debug_assert!(buckets.is_power_of_two());
+        Self {
+            buckets: (0..buckets).map(|_| Atomic::null()).collect(),
+            mask: buckets as u64 - 1,
+        }
+    }
+
+    pub(crate) fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    #[inline]
+    fn bucket(&self, hash: u64) -> &Atomic<Node<K, V>> {
+        // Shards use the hash's top bits, buckets its low bits.
+        &self.buckets[(hash & self.mask) as usize]
+    }
+
+    /// The node for `key`, expired or not. Lock-free: atomic loads only.
+    #[inline]
+    pub(crate) fn find<'g, Q>(&self, hash: u64, key: &Q, guard: &'g Guard) -> Option<&'g Node<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        // Acquire pairs with the Release store that linked each node.
+        let mut cur = self.bucket(hash).load(Ordering::Acquire, guard);
+        // SAFETY: every pointer in a chain is null or a node that was linked
+        // while `guard` could observe it; nodes are freed only through
+        // `defer_destroy` after being unlinked, so they outlive `guard`.
+        while let Some(node) = unsafe { cur.as_ref() } {
+            if node.hash == hash && node.key.borrow() == key {
+                return Some(node);
+            }
+            cur = node.next.load(Ordering::Acquire, guard);
+        }
+        None
+    }
+
+    /// Links `node` at the head of its bucket. Caller holds the shard lock.
+    pub(crate) fn link<'g>(
+        &self,
+        node: Owned<Node<K, V>>,
+        guard: &'g Guard,
+    ) -> Shared<'g, Node<K, V>> {
+        let bucket = self.bucket(node.hash);
+        node.next
+            .store(bucket.load(Ordering::Relaxed, guard), Ordering::Relaxed);
+        // Release: publishes the node's fields to readers' Acquire loads.
+        let shared = node.into_shared(guard);
+        bucket.store(shared, Ordering::Release);
+        shared
+    }
+
+    /// Unlinks `node` from its bucket. Caller holds the shard lock and must
+    /// retire the node afterwards.
+    pub(crate) fn unlink(&self, node: &Node<K, V>, guard: &Guard) {
+        let target: *const Node<K, V> = node;
+        let after = node.next.load(Ordering::Relaxed, guard);
+        let mut link = self.bucket(node.hash);
+        loop {
+            let cur = link.load(Ordering::Relaxed, guard);
+            if cur.as_raw() == target {
+                // Release: a reader that reaches `after` through this link
+                // sees it initialised (it already was; this keeps the
+                // publication chain unbroken).
+                link.store(after, Ordering::Release);
+                return;
+            }
+            // SAFETY: under the shard lock no node of this table is freed,
+            // and the chain holds `node`, so the walk ends before null.
+            match unsafe { cur.as_ref() } {
+                Some(n) => link = &n.next,
+                None => {
+                    debug_assert!(false, "unlinking a node that is not in the table");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Calls `f` on every node. Caller holds the shard lock.
+    pub(crate) fn for_each<'g>(&self, guard: &'g Guard, mut f: impl FnMut(Shared<'g, Node<K, V>>)) {
+        for bucket in self.buckets.iter() {
+            let mut cur = bucket.load(Ordering::Relaxed, guard);
+            while !cur.is_null() {
+                // SAFETY: as in `find`; besides, the caller's lock keeps
+                // every linked node alive.
+                let next = unsafe { cur.deref() }.next.load(Ordering::Relaxed, guard);
+                f(cur);
+                cur = next;
+            }
+        }
+    }
+}

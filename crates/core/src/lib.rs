@@ -1,0 +1,62 @@
+//! tlscache-core: a sharded cache engine for TLS session caches.
+//!
+//! A [`Cache`] is a power-of-two array of shards. A key's randomly seeded
+//! ahash picks its shard and its bucket. Reads are lock-free: [`Cache::get`]
+//! pins a crossbeam-epoch guard, walks the shard's index with atomic loads,
+//! treats an expired entry as a miss, records the access for the LRU in a
+//! lossy per-shard buffer, and returns an [`Arc`] handle that keeps the value
+//! alive after its entry leaves. Writes serialize per shard and keep the
+//! shard's LRU (exact when single-threaded; accesses recorded while the
+//! buffer overflows are recovered at eviction) and its hierarchical expiry
+//! wheel (O(1) schedule and cancel, sweeps in O(expired)).
+//!
+//! Unlinked entries are retired to crossbeam-epoch and freed once no reader
+//! can still hold them; a value itself lives as long as any handle does.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tlscache_core::{Arc, Cache, ManualClock, RemovalCause};
+//!
+//! let clock = ManualClock::new();
+//! let cache: Cache<[u8; 32], Vec<u8>> = Cache::builder()
+//!     .capacity(20_480)
+//!     .time_to_live(Duration::from_secs(300))
+//!     .clock(clock.clone())
+//!     .removal_listener(|_id, _session, cause| {
+//!         if cause == RemovalCause::Expired { /* tell the external tier */ }
+//!     })
+//!     .build()?;
+//!
+//! let id = [7u8; 32];
+//! cache.insert(id, Arc::new(b"resumption state".to_vec()));
+//! let held = cache.get(&id).expect("fresh");
+//!
+//! clock.advance(Duration::from_secs(301));
+//! assert!(cache.get(&id).is_none()); // expired: a miss at once
+//! cache.flush_expired();
+//! assert!(cache.is_empty());
+//! assert_eq!(&held[..], b"resumption state"); // the handle outlives it
+//! # Ok::<(), tlscache_core::BuildError>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod builder;
+mod cache;
+mod clock;
+mod error;
+mod index;
+mod listener;
+mod lru;
+mod shard;
+mod stats;
+pub mod sync;
+mod wheel;
+
+pub use builder::{CacheBuilder, DEFAULT_CAPACITY, MAX_SHARDS};
+pub use cache::Cache;
+pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use error::BuildError;
+pub use listener::RemovalCause;
+pub use stats::CacheStats;
+pub use sync::Arc;

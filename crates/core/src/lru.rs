@@ -1,0 +1,159 @@
+//! Per-shard LRU order over slab slots.
+//!
+//! Every access takes a stamp from the shard's access sequence and stores it
+//! in its entry without a lock. The list is kept sorted by the stamp each
+//! entry had when it was last placed (its *list stamp*); an entry whose own
+//! stamp is newer than its list stamp has been used since and is *stale*.
+//! Stale entries are moved up when the read buffer reports them, and any the
+//! lossy buffer missed are caught when they reach the tail: the evictor
+//! re-places a stale tail by its true stamp and looks again. A clean tail has
+//! the smallest stamp in the shard, so eviction is exact LRU whatever the
+//! buffer dropped.
+//!
+//! Placing walks from the head past entries with a newer list stamp. A fresh
+//! access is the newest, so that walk is usually empty; only an access the
+//! buffer lost and that many later accesses overtook walks further.
+
+const HEAD: u32 = 0;
+
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    prev: u32,
+    next: u32,
+    stamp: u64,
+}
+
+/// A circular doubly-linked list through slab slots, newest first.
+/// Link 0 is the sentinel; slab slot `i` owns link `i + 1`.
+#[derive(Debug)]
+pub(crate) struct Lru {
+    links: Vec<Link>,
+}
+
+impl Lru {
+    pub(crate) fn new() -> Self {
+        Self {
+            links: vec![Link {
+                prev: HEAD,
+                next: HEAD,
+                stamp: 0,
+            }],
+        }
+    }
+
+    /// Makes room for slab slots `0..slots`.
+    pub(crate) fn grow(&mut self, slots: usize) {
+        if self.links.len() < slots + 1 {
+            self.links.resize(
+                slots + 1,
+                Link {
+                    prev: HEAD,
+                    next: HEAD,
+                    stamp: 0,
+                },
+            );
+        }
+    }
+
+    /// Reserves exactly enough memory for slab slots `0..slots`.
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        self.links
+            .reserve_exact((slots + 1).saturating_sub(self.links.len()));
+    }
+
+    /// Inserts `slot`, placed by `stamp` (newest nearest the head).
+    pub(crate) fn insert(&mut self, slot: u32, stamp: u64) {
+        let link = slot + 1;
+        let mut after = HEAD;
+        let mut next = self.links[HEAD as usize].next;
+        while next != HEAD && self.links[next as usize].stamp > stamp {
+            after = next;
+            next = self.links[next as usize].next;
+        }
+        self.links[link as usize] = Link {
+            prev: after,
+            next,
+            stamp,
+        };
+        self.links[after as usize].next = link;
+        self.links[next as usize].prev = link;
+    }
+
+    /// Removes `slot`.
+    pub(crate) fn remove(&mut self, slot: u32) {
+        let Link { prev, next, .. } = self.links[(slot + 1) as usize];
+        self.links[prev as usize].next = next;
+        self.links[next as usize].prev = prev;
+    }
+
+    /// Re-places `slot` by `stamp` if that is newer than where it stands.
+    pub(crate) fn touch(&mut self, slot: u32, stamp: u64) {
+        if stamp > self.links[(slot + 1) as usize].stamp {
+            self.remove(slot);
+            self.insert(slot, stamp);
+        }
+    }
+
+    /// The least recently placed slot and the stamp it was placed with.
+    pub(crate) fn tail(&self) -> Option<(u32, u64)> {
+        let tail = self.links[HEAD as usize].prev;
+        (tail != HEAD).then(|| (tail - 1, self.links[tail as usize].stamp))
+    }
+
+    #[cfg(test)]
+    fn order(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut at = self.links[HEAD as usize].next;
+        while at != HEAD {
+            out.push(at - 1);
+            at = self.links[at as usize].next;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_and_touch_moves_up() {
+        let mut l = Lru::new();
+        l.grow(4);
+        for (slot, stamp) in [(0, 1), (1, 2), (2, 3), (3, 4)] {
+            l.insert(slot, stamp);
+        }
+        assert_eq!(l.order(), vec![3, 2, 1, 0]);
+        l.touch(1, 5);
+        assert_eq!(l.order(), vec![1, 3, 2, 0]);
+        assert_eq!(l.tail(), Some((0, 1)));
+        l.remove(0);
+        assert_eq!(l.tail(), Some((2, 3)));
+    }
+
+    #[test]
+    fn late_reports_land_in_stamp_order() {
+        let mut l = Lru::new();
+        l.grow(4);
+        for (slot, stamp) in [(0, 1), (1, 2), (2, 3), (3, 4)] {
+            l.insert(slot, stamp);
+        }
+        // Accessed as 0 (stamp 6), then 1 (stamp 5) reported out of order.
+        l.touch(0, 6);
+        l.touch(1, 5);
+        assert_eq!(l.order(), vec![0, 1, 3, 2]);
+        // A stale report never moves an entry down.
+        l.touch(0, 2);
+        assert_eq!(l.order(), vec![0, 1, 3, 2]);
+    }
+
+    #[test]
+    fn empty_list_has_no_tail() {
+        let mut l = Lru::new();
+        assert_eq!(l.tail(), None);
+        l.grow(1);
+        l.insert(0, 9);
+        l.remove(0);
+        assert_eq!(l.tail(), None);
+    }
+}

@@ -1,0 +1,543 @@
+//! One shard: a lock-free index for readers and, behind one mutex, the slab,
+//! LRU list and timing wheel that writers keep.
+
+use std::borrow::Borrow;
+
+use crossbeam_utils::CachePadded;
+use smallvec::SmallVec;
+
+use crate::index::{Node, Table};
+use crate::listener::{Listener, RemovalCause};
+use crate::lru::Lru;
+use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
+use crate::sync::{lock, Arc, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::wheel::{deadline_tick, now_tick, Wheel};
+
+/// Accesses remembered between two maintenance passes. A power of two; more
+/// than this many reads between two writes to one shard lose the oldest
+/// (the LRU stays exact, see `lru`, but the evictor does the sorting).
+const READ_BUFFER: usize = 64;
+
+/// Slots a shard can address: slab slots are `u32`, and the wheel and LRU
+/// reserve a few hundred link indices for their list heads.
+pub(crate) const MAX_SHARD_ENTRIES: usize = (u32::MAX - 1024) as usize;
+
+/// Buckets a new shard starts with; the index doubles when it fills.
+const INITIAL_BUCKETS: usize = 16;
+
+/// A deadline meaning "never expires".
+pub(crate) const NEVER: u64 = u64::MAX;
+
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u64 + Send + Sync>;
+
+/// What every shard of one cache shares.
+pub(crate) struct Config<K, V> {
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) listener: Option<Listener<K, V>>,
+}
+
+impl<K, V> Config<K, V> {
+    fn weigh(&self, key: &K, value: &V) -> u64 {
+        self.weigher.as_ref().map_or(0, |w| w(key, value))
+    }
+}
+
+/// Counters readers bump, on their own cache line.
+#[derive(Default)]
+struct Hot {
+    /// The access sequence: LRU stamps come from here.
+    seq: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Counters only lock holders write, on a second line.
+#[derive(Default)]
+struct Cold {
+    len: AtomicU64,
+    inserts: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+}
+
+/// A counter snapshot of one shard.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct ShardStats {
+    pub(crate) len: u64,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) inserts: u64,
+    pub(crate) evictions: u64,
+    pub(crate) expirations: u64,
+}
+
+/// Only lock holders write these counters, so a load and a store suffice.
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+}
+
+/// Removed entries whose listener calls wait for the lock to be released.
+/// The pointers stay valid while the guard that retired them is pinned.
+type Pending<K, V> = SmallVec<[(*const Node<K, V>, RemovalCause); 4]>;
+
+/// Writer-side state, guarded by the shard lock.
+struct State<K, V> {
+    /// The slab: slot `i` holds the node that owns LRU and wheel link `i`,
+    /// or null when free.
+    nodes: Vec<*const Node<K, V>>,
+    weights: Vec<u64>,
+    free: Vec<u32>,
+    lru: Lru,
+    wheel: Wheel,
+    len: usize,
+    weight: u64,
+    capacity: usize,
+    max_weight: u64,
+    /// Access sequence up to which the read buffer has been drained.
+    drained: u64,
+}
+
+// SAFETY: `nodes` holds owning pointers to nodes (like `Box`), dereferenced
+// only by the holder of the shard lock; with `K` and `V` Send + Sync, so is
+// the state that owns them.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for State<K, V> {}
+
+/// One write in progress: the lock, the guard and the pending notifications.
+struct Write<'s, 'g, K, V> {
+    shard: &'s Shard<K, V>,
+    st: crate::sync::MutexGuard<'s, State<K, V>>,
+    table: &'g Table<K, V>,
+    guard: &'g Guard,
+    pending: Pending<K, V>,
+    listening: bool,
+}
+
+pub(crate) struct Shard<K, V> {
+    table: Atomic<Table<K, V>>,
+    hot: CachePadded<Hot>,
+    cold: CachePadded<Cold>,
+    reads: Box<[AtomicU32]>,
+    state: Mutex<State<K, V>>,
+}
+
+impl<K, V> Shard<K, V>
+where
+    K: Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    pub(crate) fn new(capacity: usize, max_weight: u64, now: u64) -> Self {
+        let buckets = INITIAL_BUCKETS.min(capacity.next_power_of_two());
+        Self {
+            table: Atomic::new(Table::new(buckets)),
+            hot: CachePadded::new(Hot::default()),
+            cold: CachePadded::new(Cold::default()),
+            reads: (0..READ_BUFFER).map(|_| AtomicU32::new(0)).collect(),
+            state: Mutex::new(State {
+                nodes: Vec::new(),
+                weights: Vec::new(),
+                free: Vec::new(),
+                lru: Lru::new(),
+                wheel: Wheel::new(now_tick(now)),
+                len: 0,
+                weight: 0,
+                capacity,
+                max_weight,
+                drained: 0,
+            }),
+        }
+    }
+
+    #[inline]
+    fn table<'g>(&self, guard: &'g Guard) -> &'g Table<K, V> {
+        // Acquire pairs with the Release store that published the table.
+        let table = self.table.load(Ordering::Acquire, guard);
+        // SAFETY: the table pointer is never null (set in `new`, replaced
+        // only by a non-null table in `grow_index`); a replaced table is
+        // retired, so it outlives `guard`.
+        unsafe { table.deref() }
+    }
+
+    /// Lock-free lookup: atomic loads, one stamp from the access sequence,
+    /// one slot of the read buffer, and the value's refcount.
+    #[inline]
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: u64, guard: &Guard) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match self.table(guard).find(hash, key, guard) {
+            Some(node) if !node.expired(now) => {
+                let stamp = self.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
+                node.stamp.store(stamp, Ordering::Relaxed);
+                self.reads[stamp as usize & (READ_BUFFER - 1)]
+                    .store(node.slot + 1, Ordering::Relaxed);
+                self.hot.hits.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::clone(&node.value))
+            }
+            _ => {
+                self.hot.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn begin<'s, 'g>(&'s self, config: &Config<K, V>, guard: &'g Guard) -> Write<'s, 'g, K, V> {
+        let st = lock(&self.state);
+        Write {
+            shard: self,
+            table: self.table(guard),
+            st,
+            guard,
+            pending: Pending::new(),
+            listening: config.listener.is_some(),
+        }
+    }
+
+    /// Inserts `key` if `decide` approves of the live value it would
+    /// replace (`None` when absent). `Ok` holds the replaced value, `Err`
+    /// hands `value` back when `decide` said no. `decide` runs under the
+    /// shard lock, before anything changes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert(
+        &self,
+        config: &Config<K, V>,
+        guard: &Guard,
+        now: u64,
+        hash: u64,
+        key: K,
+        value: Arc<V>,
+        deadline: u64,
+        decide: impl FnOnce(Option<&Arc<V>>) -> bool,
+    ) -> Result<Option<Arc<V>>, Arc<V>> {
+        let mut w = self.begin(config, guard);
+        w.maintain(now);
+        let existing = w.live(hash, &key, now);
+        if !decide(existing.map(|n| &n.value)) {
+            w.finish(config);
+            return Err(value);
+        }
+        let weight = config.weigh(&key, &value);
+        let previous = existing.map(|n| Arc::clone(&n.value));
+        if weight > w.st.max_weight {
+            // Heavier than the whole shard: it would only flush the shard
+            // and then go itself, so it goes at once.
+            if let Some(old) = existing {
+                w.remove(old, RemovalCause::Replaced);
+            }
+            bump(&self.cold.evictions, 1);
+            w.finish(config);
+            if let Some(listener) = &config.listener {
+                listener(&key, &value, RemovalCause::Evicted);
+            }
+            return Ok(previous);
+        }
+        // Link the new node before unlinking the old one, so a reader of
+        // this key always finds one of them.
+        w.add(hash, key, value, deadline, weight);
+        if let Some(old) = existing {
+            w.remove(old, RemovalCause::Replaced);
+        }
+        w.grow_index();
+        w.evict();
+        w.finish(config);
+        Ok(previous)
+    }
+
+    /// Removes `key`'s live value if `pred` approves of it.
+    pub(crate) fn remove<Q>(
+        &self,
+        config: &Config<K, V>,
+        guard: &Guard,
+        now: u64,
+        hash: u64,
+        key: &Q,
+        cause: RemovalCause,
+        pred: impl FnOnce(&Arc<V>) -> bool,
+    ) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let mut w = self.begin(config, guard);
+        w.maintain(now);
+        let out = match w.live(hash, key, now) {
+            Some(node) if pred(&node.value) => {
+                let value = Arc::clone(&node.value);
+                w.remove(node, cause);
+                Some(value)
+            }
+            _ => None,
+        };
+        w.finish(config);
+        out
+    }
+
+    /// Sweeps entries due at `now` and applies buffered accesses.
+    pub(crate) fn flush_expired(&self, config: &Config<K, V>, now: u64) {
+        let guard = &epoch::pin();
+        let mut w = self.begin(config, guard);
+        w.maintain(now);
+        w.finish(config);
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&self, config: &Config<K, V>) {
+        let guard = &epoch::pin();
+        let mut w = self.begin(config, guard);
+        for slot in 0..w.st.nodes.len() {
+            if let Some(node) = w.node(slot as u32) {
+                w.remove(node, RemovalCause::Cleared);
+            }
+        }
+        w.finish(config);
+    }
+
+    /// Sets the shard's bounds and evicts down to them.
+    pub(crate) fn set_capacity(&self, config: &Config<K, V>, capacity: usize, max_weight: u64) {
+        let guard = &epoch::pin();
+        let mut w = self.begin(config, guard);
+        w.st.capacity = capacity;
+        w.st.max_weight = max_weight;
+        w.evict();
+        w.finish(config);
+    }
+
+    pub(crate) fn stats(&self) -> ShardStats {
+        ShardStats {
+            len: self.cold.len.load(Ordering::Relaxed),
+            hits: self.hot.hits.load(Ordering::Relaxed),
+            misses: self.hot.misses.load(Ordering::Relaxed),
+            inserts: self.cold.inserts.load(Ordering::Relaxed),
+            evictions: self.cold.evictions.load(Ordering::Relaxed),
+            expirations: self.cold.expirations.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<'g, K, V> Write<'_, 'g, K, V>
+where
+    K: Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// The node in slab slot `slot`, if any.
+    fn node(&self, slot: u32) -> Option<&'g Node<K, V>> {
+        let ptr = self.st.nodes[slot as usize];
+        // SAFETY: the slab holds only linked nodes, and a node leaves the
+        // slab (under this lock) before it is retired; retired nodes outlive
+        // `self.guard`, which is pinned for the whole write.
+        unsafe { ptr.as_ref() }
+    }
+
+    /// The node for `key`, removing it first (as expired) if it is.
+    fn live<Q>(&mut self, hash: u64, key: &Q, now: u64) -> Option<&'g Node<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let node = self.table.find(hash, key, self.guard)?;
+        if node.expired(now) {
+            self.remove(node, RemovalCause::Expired);
+            return None;
+        }
+        Some(node)
+    }
+
+    /// Applies buffered reads to the LRU and sweeps what is due at `now`.
+    fn maintain(&mut self, now: u64) {
+        let seq = self.shard.hot.seq.load(Ordering::Relaxed);
+        let from = self.st.drained.max(seq.saturating_sub(READ_BUFFER as u64));
+        for s in from..seq {
+            let entry = self.shard.reads[s as usize & (READ_BUFFER - 1)].swap(0, Ordering::Relaxed);
+            // Slot numbers are stored plus one; zero is an empty slot. A
+            // slot reused since only re-places its new node by that node's
+            // own stamp, which is harmless.
+            if let Some(node) = entry.checked_sub(1).and_then(|slot| self.node(slot)) {
+                let stamp = node.stamp.load(Ordering::Relaxed);
+                self.st.lru.touch(node.slot, stamp);
+            }
+        }
+        self.st.drained = seq;
+
+        let mut due = Vec::new();
+        self.st.wheel.advance(now_tick(now), &mut due);
+        for slot in due {
+            if let Some(node) = self.node(slot) {
+                self.unlink(node, RemovalCause::Expired);
+            }
+        }
+    }
+
+    fn add(&mut self, hash: u64, key: K, value: Arc<V>, deadline: u64, weight: u64) {
+        let slot = self.alloc_slot();
+        let stamp = self.shard.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let node = Owned::new(Node::new(key, value, hash, deadline, stamp, slot));
+        let shared = self.table.link(node, self.guard);
+        let st = &mut *self.st;
+        st.nodes[slot as usize] = shared.as_raw();
+        st.lru.insert(slot, stamp);
+        if deadline != NEVER {
+            st.wheel.schedule(slot, deadline_tick(deadline));
+        }
+        if !st.weights.is_empty() || weight != 0 {
+            if st.weights.len() < st.nodes.len() {
+                st.weights.resize(st.nodes.len(), 0);
+            }
+            st.weights[slot as usize] = weight;
+        }
+        st.len += 1;
+        st.weight += weight;
+        self.shard.cold.len.store(st.len as u64, Ordering::Relaxed);
+        bump(&self.shard.cold.inserts, 1);
+    }
+
+    fn alloc_slot(&mut self) -> u32 {
+        if let Some(slot) = self.st.free.pop() {
+            return slot;
+        }
+        let st = &mut *self.st;
+        let slot = st.nodes.len();
+        if slot == st.nodes.capacity() {
+            // Grow by doubling, but never past the shard's capacity, so a
+            // full bounded shard carries no slack.
+            let target = (slot * 2).clamp(16, st.capacity.max(slot + 1));
+            st.nodes.reserve_exact(target - slot);
+            st.lru.reserve(target);
+            st.wheel.reserve(target);
+        }
+        st.nodes.push(std::ptr::null());
+        st.lru.grow(slot + 1);
+        st.wheel.grow(slot + 1);
+        slot as u32
+    }
+
+    /// Takes `node` out of the cache for `cause`.
+    fn remove(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
+        self.st.wheel.cancel(node.slot);
+        self.unlink(node, cause);
+    }
+
+    /// Unlinks `node` from the index, LRU and slab and retires it. The wheel
+    /// link is the caller's (`advance` has already dropped it).
+    fn unlink(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
+        self.table.unlink(node, self.guard);
+        let st = &mut *self.st;
+        st.lru.remove(node.slot);
+        st.nodes[node.slot as usize] = std::ptr::null();
+        st.free.push(node.slot);
+        st.len -= 1;
+        if let Some(weight) = st.weights.get_mut(node.slot as usize) {
+            st.weight -= std::mem::take(weight);
+        }
+        self.shard.cold.len.store(st.len as u64, Ordering::Relaxed);
+        match cause {
+            RemovalCause::Evicted => bump(&self.shard.cold.evictions, 1),
+            RemovalCause::Expired => bump(&self.shard.cold.expirations, 1),
+            _ => {}
+        }
+        if self.listening {
+            self.pending.push((node, cause));
+        }
+        // SAFETY: `node` was just unlinked from the index and the slab under
+        // the shard lock, so no new reader can reach it; readers that hold
+        // it are pinned, and the collector waits for them.
+        unsafe {
+            self.guard
+                .defer_destroy(Shared::from(node as *const Node<K, V>))
+        };
+    }
+
+    /// Evicts least recently used entries until the shard is within bounds.
+    fn evict(&mut self) {
+        while self.st.len > self.st.capacity || self.st.weight > self.st.max_weight {
+            let Some((slot, placed)) = self.st.lru.tail() else {
+                break;
+            };
+            let Some(node) = self.node(slot) else {
+                debug_assert!(false, "LRU slot without a node");
+                break;
+            };
+            let stamp = node.stamp.load(Ordering::Relaxed);
+            if stamp > placed {
+                // Used since it was placed, and the read buffer lost it.
+                self.st.lru.touch(slot, stamp);
+                continue;
+            }
+            self.remove(node, RemovalCause::Evicted);
+        }
+    }
+
+    /// Doubles the index when it holds more entries than buckets.
+    ///
+    /// Nodes cannot sit in two chains, so the new table gets copies (the
+    /// value is shared, not cloned) and the old nodes are retired; a reader
+    /// still walking the old table sees it as it was when it was replaced.
+    fn grow_index(&mut self) {
+        if self.st.len <= self.table.buckets() {
+            return;
+        }
+        let guard = self.guard;
+        let new = Table::new(self.table.buckets() * 2);
+        let mut old_nodes = Vec::with_capacity(self.st.len);
+        self.table.for_each(guard, |shared| old_nodes.push(shared));
+        for &shared in &old_nodes {
+            // SAFETY: linked nodes, under the shard lock.
+            let old = unsafe { shared.deref() };
+            let copy = Node::new(
+                old.key.clone(),
+                Arc::clone(&old.value),
+                old.hash,
+                old.deadline,
+                old.stamp.load(Ordering::Relaxed),
+                old.slot,
+            );
+            let linked = new.link(Owned::new(copy), guard);
+            self.st.nodes[old.slot as usize] = linked.as_raw();
+        }
+        // Release: publishes the new table and its chains to readers.
+        let old_table = self
+            .shard
+            .table
+            .swap(Owned::new(new), Ordering::Release, guard);
+        self.table = self.shard.table(guard);
+        for shared in old_nodes {
+            // SAFETY: the old table is no longer published; its nodes are
+            // reachable only by readers already pinned, which the collector
+            // waits for.
+            unsafe { guard.defer_destroy(shared) };
+        }
+        // SAFETY: as for its nodes.
+        unsafe { guard.defer_destroy(old_table) };
+    }
+
+    /// Releases the lock, then tells the listener what left.
+    fn finish(self, config: &Config<K, V>) {
+        let Write { st, pending, .. } = self;
+        drop(st);
+        if let Some(listener) = &config.listener {
+            for (node, cause) in pending {
+                // SAFETY: each node was retired under `self.guard`, which the
+                // caller still holds pinned, so it has not been freed.
+                let node = unsafe { &*node };
+                listener(&node.key, &node.value, cause);
+            }
+        }
+    }
+}
+
+impl<K, V> Drop for Shard<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` means no reader or writer is left; nothing is
+        // deferred, so the unprotected guard is sound.
+        let guard = unsafe { epoch::unprotected() };
+        let st = lock(&self.state);
+        for &ptr in &st.nodes {
+            if !ptr.is_null() {
+                // SAFETY: slab pointers own linked nodes, each exactly once.
+                drop(unsafe { Shared::from(ptr).into_owned() });
+            }
+        }
+        let table = self.table.load(Ordering::Relaxed, guard);
+        // SAFETY: the table is never null and owned by this shard alone.
+        drop(unsafe { table.into_owned() });
+    }
+}

@@ -1,0 +1,339 @@
+//! A hierarchical timing wheel over slab slots.
+//!
+//! Six levels of 64 slots each cover 2^36 ticks (a tick is 2^20 ns, about
+//! 1.05 ms, so the wheel spans about 2.2 years); deadlines further out wait
+//! in an overflow list that is re-sorted once per 2^36 ticks. Scheduling
+//! and cancelling are O(1). `advance` visits only occupied slots, found with
+//! one bit-scan per level, so a sweep costs O(expired + entries cascaded),
+//! never O(entries) or O(ticks elapsed).
+//!
+//! Every list is circular and doubly linked through one `links` vector: the
+//! first [`SENTINELS`] links are the list heads (one per slot, then the
+//! overflow list), and slab slot `i` owns link `SENTINELS + i`.
+
+/// Nanoseconds per tick, as a shift: 2^20 ns is about 1.05 ms.
+pub(crate) const TICK_SHIFT: u32 = 20;
+const SLOT_BITS: u32 = 6;
+const SLOTS: usize = 1 << SLOT_BITS;
+const LEVELS: usize = 6;
+/// Ticks covered by the whole wheel: 64^6.
+const SPAN_BITS: u32 = SLOT_BITS * LEVELS as u32;
+const OVERFLOW: u32 = (SLOTS * LEVELS) as u32;
+const SENTINELS: u32 = OVERFLOW + 1;
+const UNLINKED: u32 = u32::MAX;
+
+/// The tick by which a deadline in nanoseconds has certainly passed
+/// (rounded up, so an entry is never swept early).
+#[inline]
+pub(crate) fn deadline_tick(deadline_nanos: u64) -> u64 {
+    let whole = deadline_nanos >> TICK_SHIFT;
+    whole + u64::from(deadline_nanos & ((1 << TICK_SHIFT) - 1) != 0)
+}
+
+/// The last whole tick at or before `now_nanos`.
+#[inline]
+pub(crate) fn now_tick(now_nanos: u64) -> u64 {
+    now_nanos >> TICK_SHIFT
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    prev: u32,
+    next: u32,
+    /// The entry's deadline in ticks (unused for sentinels).
+    deadline: u64,
+}
+
+/// The per-shard timing wheel. Guarded by the shard lock.
+#[derive(Debug)]
+pub(crate) struct Wheel {
+    links: Vec<Link>,
+    occupied: [u64; LEVELS],
+    /// Every deadline at or before this tick has been handed out.
+    elapsed: u64,
+}
+
+impl Wheel {
+    /// An empty wheel whose time starts at `now_tick`.
+    pub(crate) fn new(now_tick: u64) -> Self {
+        let links = (0..SENTINELS)
+            .map(|i| Link {
+                prev: i,
+                next: i,
+                deadline: 0,
+            })
+            .collect();
+        Self {
+            links,
+            occupied: [0; LEVELS],
+            elapsed: now_tick,
+        }
+    }
+
+    /// Makes room for slab slots `0..slots`.
+    pub(crate) fn grow(&mut self, slots: usize) {
+        let want = SENTINELS as usize + slots;
+        if self.links.len() < want {
+            self.links.resize(
+                want,
+                Link {
+                    prev: UNLINKED,
+                    next: UNLINKED,
+                    deadline: 0,
+                },
+            );
+        }
+    }
+
+    /// Reserves exactly enough memory for slab slots `0..slots`.
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        let want = SENTINELS as usize + slots;
+        self.links
+            .reserve_exact(want.saturating_sub(self.links.len()));
+    }
+
+    /// Schedules slab slot `slot` to expire at `deadline` (in ticks). O(1).
+    pub(crate) fn schedule(&mut self, slot: u32, deadline: u64) {
+        let link = SENTINELS + slot;
+        self.links[link as usize].deadline = deadline;
+        self.place(link);
+    }
+
+    /// Cancels slab slot `slot`, if it was scheduled. O(1).
+    pub(crate) fn cancel(&mut self, slot: u32) {
+        let link = SENTINELS + slot;
+        if self.links[link as usize].prev != UNLINKED {
+            self.unlink(link);
+        }
+    }
+
+    /// Moves time to `now` (ticks) and pushes every slot whose deadline is at
+    /// or before `now` into `expired`. Time never moves backwards.
+    pub(crate) fn advance(&mut self, now: u64, expired: &mut Vec<u32>) {
+        while let Some((at, list)) = self.next_due() {
+            if at > now {
+                break;
+            }
+            self.elapsed = at;
+            let mut link = self.detach(list);
+            while link != list {
+                let next = self.links[link as usize].next;
+                if self.links[link as usize].deadline <= at {
+                    self.links[link as usize].prev = UNLINKED;
+                    expired.push(link - SENTINELS);
+                } else {
+                    self.place(link);
+                }
+                link = next;
+            }
+        }
+        self.elapsed = self.elapsed.max(now);
+    }
+
+    /// The tick of the earliest non-empty list and that list, if any.
+    ///
+    /// An occupied slot at level `l` always lies after the current position
+    /// at that level and inside the current level-`l + 1` block (`place`
+    /// puts it there, `advance` empties it before passing it), so the lowest
+    /// occupied level holds the earliest list.
+    fn next_due(&self) -> Option<(u64, u32)> {
+        for (level, &occupied) in self.occupied.iter().enumerate() {
+            if occupied == 0 {
+                continue;
+            }
+            let shift = SLOT_BITS * level as u32;
+            let current = (self.elapsed >> shift) & (SLOTS as u64 - 1);
+            let after = occupied & ((!0u64 << current) << 1);
+            debug_assert_eq!(after, occupied, "a slot at or behind the wheel's position");
+            let slot = u64::from(after.trailing_zeros());
+            let block = !((1u64 << (shift + SLOT_BITS)) - 1);
+            let at = (self.elapsed & block) | (slot << shift);
+            return Some((at, (level * SLOTS) as u32 + slot as u32));
+        }
+        let overflow = &self.links[OVERFLOW as usize];
+        (overflow.next != OVERFLOW).then(|| {
+            let next_block = (self.elapsed | ((1u64 << SPAN_BITS) - 1)).saturating_add(1);
+            (next_block, OVERFLOW)
+        })
+    }
+
+    /// Links `link` into the list its deadline belongs in now.
+    fn place(&mut self, link: u32) {
+        // A deadline already passed (the clock went back, or a zero TTL)
+        // waits for the next tick, when `advance` hands it out.
+        let at = self.links[link as usize]
+            .deadline
+            .max(self.elapsed.saturating_add(1));
+        let differs = at ^ self.elapsed;
+        let list = if differs >> SPAN_BITS != 0 {
+            OVERFLOW
+        } else {
+            let top_bit = 63 - (differs | (SLOTS as u64 - 1)).leading_zeros();
+            let level = top_bit / SLOT_BITS;
+            let slot = (at >> (level * SLOT_BITS)) & (SLOTS as u64 - 1);
+            self.occupied[level as usize] |= 1 << slot;
+            level * SLOTS as u32 + slot as u32
+        };
+        let head_next = self.links[list as usize].next;
+        self.links[link as usize].prev = list;
+        self.links[link as usize].next = head_next;
+        self.links[head_next as usize].prev = link;
+        self.links[list as usize].next = link;
+    }
+
+    fn unlink(&mut self, link: u32) {
+        let Link { prev, next, .. } = self.links[link as usize];
+        self.links[prev as usize].next = next;
+        self.links[next as usize].prev = prev;
+        self.links[link as usize].prev = UNLINKED;
+        if prev == next && prev < OVERFLOW {
+            self.clear_bit(prev);
+        }
+    }
+
+    /// Empties list `list` and returns its first member (or `list` itself if
+    /// it was empty); members still chain to `list` through `next`.
+    fn detach(&mut self, list: u32) -> u32 {
+        let first = self.links[list as usize].next;
+        self.links[list as usize].next = list;
+        self.links[list as usize].prev = list;
+        if list < OVERFLOW {
+            self.clear_bit(list);
+        }
+        first
+    }
+
+    fn clear_bit(&mut self, list: u32) {
+        let (level, slot) = (list as usize / SLOTS, list as usize % SLOTS);
+        self.occupied[level] &= !(1 << slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(wheel: &mut Wheel, now: u64) -> Vec<u32> {
+        let mut out = Vec::new();
+        wheel.advance(now, &mut out);
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn expires_at_the_deadline_not_before() {
+        let mut w = Wheel::new(0);
+        w.grow(4);
+        w.schedule(0, 10);
+        w.schedule(1, 100);
+        w.schedule(2, 5000);
+        w.schedule(3, 300_000);
+        assert!(drain(&mut w, 9).is_empty());
+        assert_eq!(drain(&mut w, 10), vec![0]);
+        assert!(drain(&mut w, 99).is_empty());
+        assert_eq!(drain(&mut w, 100), vec![1]);
+        assert!(drain(&mut w, 4999).is_empty());
+        assert_eq!(drain(&mut w, 5000), vec![2]);
+        assert!(drain(&mut w, 299_999).is_empty());
+        assert_eq!(drain(&mut w, 1 << 40), vec![3]);
+    }
+
+    #[test]
+    fn cancel_removes_and_clears_the_slot() {
+        let mut w = Wheel::new(7);
+        w.grow(2);
+        w.schedule(0, 70);
+        w.schedule(1, 70);
+        w.cancel(0);
+        w.cancel(0);
+        assert_eq!(drain(&mut w, 1000), vec![1]);
+        w.cancel(1);
+        assert!(w.occupied.iter().all(|&o| o == 0));
+        assert!(w.next_due().is_none());
+    }
+
+    #[test]
+    fn past_deadlines_expire_on_the_next_tick() {
+        let mut w = Wheel::new(1000);
+        w.grow(1);
+        w.schedule(0, 3);
+        assert!(drain(&mut w, 1000).is_empty());
+        assert_eq!(drain(&mut w, 1001), vec![0]);
+    }
+
+    #[test]
+    fn beyond_the_horizon_waits_in_overflow_without_panicking() {
+        let mut w = Wheel::new(5);
+        w.grow(3);
+        let far = deadline_tick(u64::MAX - 1);
+        w.schedule(0, far);
+        w.schedule(1, (1 << SPAN_BITS) + 17);
+        w.schedule(2, (1 << SPAN_BITS) - 1);
+        assert_eq!(drain(&mut w, (1 << SPAN_BITS) - 2), Vec::<u32>::new());
+        assert_eq!(drain(&mut w, (1 << SPAN_BITS) - 1), vec![2]);
+        assert_eq!(drain(&mut w, (1 << SPAN_BITS) + 16), Vec::<u32>::new());
+        assert_eq!(drain(&mut w, (1 << SPAN_BITS) + 17), vec![1]);
+        assert_eq!(drain(&mut w, far - 1), Vec::<u32>::new());
+        assert_eq!(drain(&mut w, far), vec![0]);
+    }
+
+    #[test]
+    fn time_never_goes_back() {
+        let mut w = Wheel::new(500);
+        w.grow(1);
+        assert!(drain(&mut w, 10).is_empty());
+        assert_eq!(w.elapsed, 500);
+        w.schedule(0, 600);
+        assert!(drain(&mut w, 599).is_empty());
+        assert_eq!(drain(&mut w, 600), vec![0]);
+    }
+
+    /// Against a sorted reference: many random deadlines, random advances.
+    #[test]
+    fn matches_a_sorted_reference() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut w = Wheel::new(0);
+        let n = 2000u32;
+        w.grow(n as usize);
+        let mut pending: Vec<(u64, u32)> = Vec::new();
+        for slot in 0..n {
+            let d = next() % (1 << (next() % 40));
+            w.schedule(slot, d);
+            pending.push((d, slot));
+        }
+        let mut now = 0u64;
+        while !pending.is_empty() {
+            now += next() % (1 << (next() % 36));
+            let got = drain(&mut w, now);
+            let mut want: Vec<u32> = pending
+                .iter()
+                .filter(|(d, _)| *d <= now)
+                .map(|&(_, s)| s)
+                .collect();
+            want.sort_unstable();
+            // Deadlines at or before the start tick fire one tick later.
+            if now == 0 {
+                assert!(got.is_empty());
+                continue;
+            }
+            assert_eq!(got, want, "at tick {now}");
+            pending.retain(|(d, _)| *d > now);
+        }
+    }
+
+    #[test]
+    fn deadline_ticks_round_up() {
+        assert_eq!(deadline_tick(0), 0);
+        assert_eq!(deadline_tick(1), 1);
+        assert_eq!(deadline_tick(1 << TICK_SHIFT), 1);
+        assert_eq!(deadline_tick((1 << TICK_SHIFT) + 1), 2);
+        assert_eq!(deadline_tick(u64::MAX), 1 << (64 - TICK_SHIFT));
+        assert_eq!(now_tick((2 << TICK_SHIFT) - 1), 1);
+    }
+}
