@@ -52,7 +52,7 @@ impl<K, V> Node<K, V> {
     /// Whether the entry has expired at `now` (clock nanoseconds).
     #[inline]
     pub(crate) fn expired(&self, now: u64) -> bool {
-        now >= self.deadline
+        now >= self.deadline && self.deadline != crate::shard::NEVER
     }
 }
 

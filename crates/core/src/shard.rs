@@ -11,7 +11,7 @@ use crate::listener::{Listener, RemovalCause};
 use crate::lru::Lru;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
 use crate::sync::{lock, Arc, AtomicU32, AtomicU64, Mutex, Ordering};
-use crate::wheel::{deadline_tick, now_tick, Wheel};
+use crate::wheel::{now_tick, Wheel};
 
 /// Accesses remembered between two maintenance passes. A power of two; more
 /// than this many reads between two writes to one shard lose the oldest
@@ -359,7 +359,7 @@ where
         self.st.drained = seq;
 
         let mut due = Vec::new();
-        self.st.wheel.advance(now_tick(now), &mut due);
+        self.st.wheel.advance(now, &mut due);
         for slot in due {
             if let Some(node) = self.node(slot) {
                 self.unlink(node, RemovalCause::Expired);
@@ -376,7 +376,7 @@ where
         st.nodes[slot as usize] = shared.as_raw();
         st.lru.insert(slot, stamp);
         if deadline != NEVER {
-            st.wheel.schedule(slot, deadline_tick(deadline));
+            st.wheel.schedule(slot, deadline);
         }
         if !st.weights.is_empty() || weight != 0 {
             if st.weights.len() < st.nodes.len() {
@@ -397,9 +397,11 @@ where
         let st = &mut *self.st;
         let slot = st.nodes.len();
         if slot == st.nodes.capacity() {
-            // Grow by doubling, but never past the shard's capacity, so a
-            // full bounded shard carries no slack.
-            let target = (slot * 2).clamp(16, st.capacity.max(slot + 1));
+            // Grow by doubling, but never past the shard's capacity (plus
+            // the one an insert links before it evicts), so a full bounded
+            // shard carries no slack.
+            let limit = st.capacity.saturating_add(1).max(slot + 1);
+            let target = (slot * 2).max(16).min(limit);
             st.nodes.reserve_exact(target - slot);
             st.lru.reserve(target);
             st.wheel.reserve(target);

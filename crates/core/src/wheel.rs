@@ -7,9 +7,15 @@
 //! one bit-scan per level, so a sweep costs O(expired + entries cascaded),
 //! never O(entries) or O(ticks elapsed).
 //!
+//! A deadline already reached when it is scheduled (a zero time-to-live, a
+//! clock that stepped back) goes to a *due* list that the next `advance`
+//! empties first, so such an entry never holds its place for a tick.
+//!
 //! Every list is circular and doubly linked through one `links` vector: the
 //! first [`SENTINELS`] links are the list heads (one per slot, then the
-//! overflow list), and slab slot `i` owns link `SENTINELS + i`.
+//! overflow and due lists), and slab slot `i` owns link `SENTINELS + i`.
+
+use smallvec::SmallVec;
 
 /// Nanoseconds per tick, as a shift: 2^20 ns is about 1.05 ms.
 pub(crate) const TICK_SHIFT: u32 = 20;
@@ -19,7 +25,8 @@ const LEVELS: usize = 6;
 /// Ticks covered by the whole wheel: 64^6.
 const SPAN_BITS: u32 = SLOT_BITS * LEVELS as u32;
 const OVERFLOW: u32 = (SLOTS * LEVELS) as u32;
-const SENTINELS: u32 = OVERFLOW + 1;
+const DUE: u32 = OVERFLOW + 1;
+const SENTINELS: u32 = DUE + 1;
 const UNLINKED: u32 = u32::MAX;
 
 /// The tick by which a deadline in nanoseconds has certainly passed
@@ -40,7 +47,7 @@ pub(crate) fn now_tick(now_nanos: u64) -> u64 {
 struct Link {
     prev: u32,
     next: u32,
-    /// The entry's deadline in ticks (unused for sentinels).
+    /// The entry's deadline in nanoseconds (unused for sentinels).
     deadline: u64,
 }
 
@@ -92,11 +99,11 @@ impl Wheel {
             .reserve_exact(want.saturating_sub(self.links.len()));
     }
 
-    /// Schedules slab slot `slot` to expire at `deadline` (in ticks). O(1).
+    /// Schedules slab slot `slot` to expire at `deadline` (nanoseconds). O(1).
     pub(crate) fn schedule(&mut self, slot: u32, deadline: u64) {
         let link = SENTINELS + slot;
         self.links[link as usize].deadline = deadline;
-        self.place(link);
+        self.place(link, true);
     }
 
     /// Cancels slab slot `slot`, if it was scheduled. O(1).
@@ -107,9 +114,23 @@ impl Wheel {
         }
     }
 
-    /// Moves time to `now` (ticks) and pushes every slot whose deadline is at
-    /// or before `now` into `expired`. Time never moves backwards.
-    pub(crate) fn advance(&mut self, now: u64, expired: &mut Vec<u32>) {
+    /// Moves time to `now` (nanoseconds) and pushes every slot whose
+    /// deadline is at or before `now` into `expired`. The wheel's time never
+    /// moves backwards.
+    pub(crate) fn advance(&mut self, now_nanos: u64, expired: &mut Vec<u32>) {
+        let now = now_tick(now_nanos);
+        let mut link = self.detach(DUE);
+        while link != DUE {
+            let next = self.links[link as usize].next;
+            if self.links[link as usize].deadline <= now_nanos {
+                self.links[link as usize].prev = UNLINKED;
+                expired.push(link - SENTINELS);
+            } else {
+                // The clock stepped back behind the wheel: wait for it.
+                self.place(link, false);
+            }
+            link = next;
+        }
         while let Some((at, list)) = self.next_due() {
             if at > now {
                 break;
@@ -118,16 +139,51 @@ impl Wheel {
             let mut link = self.detach(list);
             while link != list {
                 let next = self.links[link as usize].next;
-                if self.links[link as usize].deadline <= at {
+                if deadline_tick(self.links[link as usize].deadline) <= at {
                     self.links[link as usize].prev = UNLINKED;
                     expired.push(link - SENTINELS);
                 } else {
-                    self.place(link);
+                    self.place(link, false);
                 }
                 link = next;
             }
         }
         self.elapsed = self.elapsed.max(now);
+        // Deadlines inside the current tick sit in lists that start at the
+        // next one; hand out those already reached, so a sweep is exact to
+        // the nanosecond. This scans at most one tick's worth of entries.
+        let next = self.elapsed.saturating_add(1);
+        let lists: SmallVec<[u32; LEVELS]> = self.lists_starting_at(next).collect();
+        for list in lists {
+            let mut link = self.links[list as usize].next;
+            while link != list {
+                let following = self.links[link as usize].next;
+                if self.links[link as usize].deadline <= now_nanos {
+                    self.unlink(link);
+                    expired.push(link - SENTINELS);
+                }
+                link = following;
+            }
+        }
+    }
+
+    /// The occupied lists (wheel slots or overflow) whose start is tick `at`.
+    fn lists_starting_at(&self, at: u64) -> impl Iterator<Item = u32> + '_ {
+        (0..LEVELS)
+            .filter_map(move |level| {
+                let shift = SLOT_BITS * level as u32;
+                let block = !((1u64 << (shift + SLOT_BITS)) - 1);
+                let slot = (at >> shift) & (SLOTS as u64 - 1);
+                let starts_here = at & ((1u64 << shift) - 1) == 0
+                    && at & block == self.elapsed & block
+                    && self.occupied[level] & (1 << slot) != 0;
+                starts_here.then_some((level * SLOTS) as u32 + slot as u32)
+            })
+            .chain({
+                let next_block = (self.elapsed | ((1u64 << SPAN_BITS) - 1)).saturating_add(1);
+                let overflow = self.links[OVERFLOW as usize].next != OVERFLOW;
+                (overflow && next_block == at).then_some(OVERFLOW)
+            })
     }
 
     /// The tick of the earliest non-empty list and that list, if any.
@@ -157,15 +213,16 @@ impl Wheel {
         })
     }
 
-    /// Links `link` into the list its deadline belongs in now.
-    fn place(&mut self, link: u32) {
-        // A deadline already passed (the clock went back, or a zero TTL)
-        // waits for the next tick, when `advance` hands it out.
-        let at = self.links[link as usize]
-            .deadline
-            .max(self.elapsed.saturating_add(1));
+    /// Links `link` into the list its deadline belongs in now: the due list
+    /// if `may_be_due` and the deadline has been reached, otherwise a wheel
+    /// slot no earlier than the next tick.
+    fn place(&mut self, link: u32, may_be_due: bool) {
+        let deadline = deadline_tick(self.links[link as usize].deadline);
+        let at = deadline.max(self.elapsed.saturating_add(1));
         let differs = at ^ self.elapsed;
-        let list = if differs >> SPAN_BITS != 0 {
+        let list = if may_be_due && deadline <= self.elapsed {
+            DUE
+        } else if differs >> SPAN_BITS != 0 {
             OVERFLOW
         } else {
             let top_bit = 63 - (differs | (SLOTS as u64 - 1)).leading_zeros();
@@ -213,7 +270,14 @@ impl Wheel {
 mod tests {
     use super::*;
 
+    const T: u64 = 1 << TICK_SHIFT;
+
+    /// Advances to the end of tick `now` (all of it has passed).
     fn drain(wheel: &mut Wheel, now: u64) -> Vec<u32> {
+        drain_ns(wheel, now.saturating_mul(T))
+    }
+
+    fn drain_ns(wheel: &mut Wheel, now: u64) -> Vec<u32> {
         let mut out = Vec::new();
         wheel.advance(now, &mut out);
         out.sort_unstable();
@@ -224,10 +288,10 @@ mod tests {
     fn expires_at_the_deadline_not_before() {
         let mut w = Wheel::new(0);
         w.grow(4);
-        w.schedule(0, 10);
-        w.schedule(1, 100);
-        w.schedule(2, 5000);
-        w.schedule(3, 300_000);
+        w.schedule(0, 10 * T);
+        w.schedule(1, 100 * T);
+        w.schedule(2, 5000 * T);
+        w.schedule(3, 300_000 * T);
         assert!(drain(&mut w, 9).is_empty());
         assert_eq!(drain(&mut w, 10), vec![0]);
         assert!(drain(&mut w, 99).is_empty());
@@ -242,8 +306,8 @@ mod tests {
     fn cancel_removes_and_clears_the_slot() {
         let mut w = Wheel::new(7);
         w.grow(2);
-        w.schedule(0, 70);
-        w.schedule(1, 70);
+        w.schedule(0, 70 * T);
+        w.schedule(1, 70 * T);
         w.cancel(0);
         w.cancel(0);
         assert_eq!(drain(&mut w, 1000), vec![1]);
@@ -253,11 +317,22 @@ mod tests {
     }
 
     #[test]
-    fn past_deadlines_expire_on_the_next_tick() {
+    fn past_deadlines_are_due_at_once() {
+        let mut w = Wheel::new(1000);
+        w.grow(2);
+        w.schedule(0, 3 * T);
+        w.schedule(1, 1000 * T);
+        assert_eq!(drain(&mut w, 1000), vec![0, 1]);
+        assert!(w.next_due().is_none());
+    }
+
+    #[test]
+    fn a_clock_behind_the_wheel_expires_nothing_early() {
         let mut w = Wheel::new(1000);
         w.grow(1);
-        w.schedule(0, 3);
-        assert!(drain(&mut w, 1000).is_empty());
+        w.schedule(0, 900 * T);
+        // The caller's clock reads 800: the entry is not due by it yet.
+        assert!(drain(&mut w, 800).is_empty());
         assert_eq!(drain(&mut w, 1001), vec![0]);
     }
 
@@ -266,9 +341,9 @@ mod tests {
         let mut w = Wheel::new(5);
         w.grow(3);
         let far = deadline_tick(u64::MAX - 1);
-        w.schedule(0, far);
-        w.schedule(1, (1 << SPAN_BITS) + 17);
-        w.schedule(2, (1 << SPAN_BITS) - 1);
+        w.schedule(0, u64::MAX - 1);
+        w.schedule(1, ((1u64 << SPAN_BITS) + 17) * T);
+        w.schedule(2, ((1u64 << SPAN_BITS) - 1) * T);
         assert_eq!(drain(&mut w, (1 << SPAN_BITS) - 2), Vec::<u32>::new());
         assert_eq!(drain(&mut w, (1 << SPAN_BITS) - 1), vec![2]);
         assert_eq!(drain(&mut w, (1 << SPAN_BITS) + 16), Vec::<u32>::new());
@@ -283,7 +358,7 @@ mod tests {
         w.grow(1);
         assert!(drain(&mut w, 10).is_empty());
         assert_eq!(w.elapsed, 500);
-        w.schedule(0, 600);
+        w.schedule(0, 600 * T);
         assert!(drain(&mut w, 599).is_empty());
         assert_eq!(drain(&mut w, 600), vec![0]);
     }
@@ -304,7 +379,7 @@ mod tests {
         let mut pending: Vec<(u64, u32)> = Vec::new();
         for slot in 0..n {
             let d = next() % (1 << (next() % 40));
-            w.schedule(slot, d);
+            w.schedule(slot, d * T);
             pending.push((d, slot));
         }
         let mut now = 0u64;
@@ -317,14 +392,24 @@ mod tests {
                 .map(|&(_, s)| s)
                 .collect();
             want.sort_unstable();
-            // Deadlines at or before the start tick fire one tick later.
-            if now == 0 {
-                assert!(got.is_empty());
-                continue;
-            }
             assert_eq!(got, want, "at tick {now}");
             pending.retain(|(d, _)| *d > now);
         }
+    }
+
+    #[test]
+    fn sweeps_are_exact_to_the_nanosecond() {
+        let mut w = Wheel::new(0);
+        w.grow(3);
+        w.schedule(0, 10 * T + 5);
+        w.schedule(1, 10 * T + 9);
+        w.schedule(2, 64 * T + 1);
+        assert!(drain_ns(&mut w, 10 * T + 4).is_empty());
+        assert_eq!(drain_ns(&mut w, 10 * T + 5), vec![0]);
+        assert_eq!(drain_ns(&mut w, 10 * T + 9), vec![1]);
+        // Across a level-1 block boundary too.
+        assert!(drain_ns(&mut w, 64 * T).is_empty());
+        assert_eq!(drain_ns(&mut w, 64 * T + 1), vec![2]);
     }
 
     #[test]

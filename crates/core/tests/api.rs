@@ -1,0 +1,463 @@
+//! Behaviour of the public API, one rule per test.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tlscache_core::{Arc, BuildError, Cache, ManualClock, RemovalCause};
+
+type Log = std::sync::Arc<Mutex<Vec<(u32, u32, RemovalCause)>>>;
+
+/// A one-shard cache with a manual clock and a listener that logs
+/// `(key, value, cause)`.
+fn logged(capacity: usize) -> (Cache<u32, u32>, ManualClock, Log) {
+    let clock = ManualClock::new();
+    let log: Log = Default::default();
+    let sink = log.clone();
+    let cache = Cache::builder()
+        .capacity(capacity)
+        .shards(1)
+        .clock(clock.clone())
+        .removal_listener(move |k: &u32, v: &Arc<u32>, cause| {
+            sink.lock().unwrap().push((*k, **v, cause));
+        })
+        .build()
+        .unwrap();
+    (cache, clock, log)
+}
+
+fn taken(log: &Log) -> Vec<(u32, u32, RemovalCause)> {
+    std::mem::take(&mut *log.lock().unwrap())
+}
+
+#[test]
+fn insert_returns_the_replaced_value_and_reports_it() {
+    let (c, _, log) = logged(10);
+    assert_eq!(c.insert(1, Arc::new(10)), None);
+    assert_eq!(c.insert(1, Arc::new(11)).as_deref(), Some(&10));
+    assert_eq!(c.get(&1).as_deref(), Some(&11));
+    assert_eq!(taken(&log), vec![(1, 10, RemovalCause::Replaced)]);
+    assert_eq!(c.len(), 1);
+}
+
+#[test]
+fn insert_if_absent_hands_the_value_back() {
+    let (c, _, log) = logged(10);
+    assert!(c.insert_if_absent(1, Arc::new(10)).is_ok());
+    let back = c.insert_if_absent(1, Arc::new(20)).unwrap_err();
+    assert_eq!(*back, 20);
+    assert_eq!(c.get(&1).as_deref(), Some(&10));
+    assert!(taken(&log).is_empty());
+}
+
+#[test]
+fn insert_if_sees_the_current_value() {
+    let (c, _, log) = logged(10);
+    let first = Arc::new(1);
+    assert_eq!(
+        c.insert_if(7, first.clone(), None, |old| old.is_none()),
+        Ok(None)
+    );
+    // The same object again: declined, nothing leaves.
+    let same = first.clone();
+    let again = c.insert_if(7, first.clone(), None, |old| {
+        !old.is_some_and(|o| Arc::ptr_eq(o, &same))
+    });
+    assert!(again.is_err());
+    // A different object: replaces, the old one leaves.
+    let other = Arc::new(2);
+    let replaced = c
+        .insert_if(7, other.clone(), None, |old| {
+            !old.is_some_and(|o| Arc::ptr_eq(o, &other))
+        })
+        .unwrap();
+    assert!(Arc::ptr_eq(&replaced.unwrap(), &first));
+    assert_eq!(taken(&log), vec![(7, 1, RemovalCause::Replaced)]);
+}
+
+#[test]
+fn remove_if_removes_only_the_given_object() {
+    let (c, _, log) = logged(10);
+    let a = Arc::new(1);
+    c.insert(5, a.clone());
+    let b = Arc::new(1);
+    assert!(c.remove_if(&5, |v| Arc::ptr_eq(v, &b)).is_none());
+    assert!(c.remove_if(&5, |v| Arc::ptr_eq(v, &a)).is_some());
+    assert!(c.get(&5).is_none());
+    assert!(c.remove(&5).is_none());
+    assert_eq!(taken(&log), vec![(5, 1, RemovalCause::Removed)]);
+}
+
+#[test]
+fn take_hands_out_once() {
+    let (c, _, log) = logged(10);
+    c.insert(3, Arc::new(30));
+    assert_eq!(c.take(&3).as_deref(), Some(&30));
+    assert_eq!(c.take(&3), None);
+    assert_eq!(c.get(&3), None);
+    assert_eq!(taken(&log), vec![(3, 30, RemovalCause::Taken)]);
+}
+
+#[test]
+fn exact_lru_order_single_threaded() {
+    let (c, _, log) = logged(4);
+    for k in 0..4 {
+        c.insert(k, Arc::new(k));
+    }
+    // Use order now: 0 is freshest, then 2, 3, 1.
+    for k in [1, 3, 2, 0] {
+        assert!(c.get(&k).is_some());
+    }
+    c.insert(10, Arc::new(10));
+    c.insert(11, Arc::new(11));
+    assert_eq!(
+        taken(&log),
+        vec![(1, 1, RemovalCause::Evicted), (3, 3, RemovalCause::Evicted)]
+    );
+}
+
+#[test]
+fn exact_lru_survives_more_reads_than_the_read_buffer_holds() {
+    let (c, _, log) = logged(100);
+    for k in 0..100 {
+        c.insert(k, Arc::new(k));
+    }
+    // 1000 reads without a write in between: the buffer overflows many
+    // times over. The least recently read key must still go first.
+    let order: Vec<u32> = (0..1000).map(|i| (i * 37 + 11) % 100).collect();
+    for k in &order {
+        assert!(c.get(k).is_some());
+    }
+    let mut last_use = vec![0usize; 100];
+    for (i, k) in order.iter().enumerate() {
+        last_use[*k as usize] = i + 1;
+    }
+    let mut expected: Vec<u32> = (0..100).collect();
+    expected.sort_by_key(|k| last_use[*k as usize]);
+    for (n, k) in (1000..1010).enumerate() {
+        c.insert(k, Arc::new(k));
+        assert_eq!(
+            taken(&log),
+            vec![(expected[n], expected[n], RemovalCause::Evicted)]
+        );
+    }
+}
+
+#[test]
+fn a_handle_outlives_eviction() {
+    struct Tracked(std::sync::Arc<AtomicUsize>);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = std::sync::Arc::new(AtomicUsize::new(0));
+    let c: Cache<u32, Tracked> = Cache::builder().capacity(1).shards(1).build().unwrap();
+    c.insert(1, Arc::new(Tracked(drops.clone())));
+    let held = c.get(&1).unwrap();
+    c.insert(2, Arc::new(Tracked(drops.clone())));
+    assert!(c.get(&1).is_none(), "evicted");
+    drop(c);
+    flush_epoch();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "only the unheld value is gone"
+    );
+    assert_eq!(held.0.load(Ordering::SeqCst), 1);
+    drop(held);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+}
+
+/// Lets the epoch collector run every deferred destruction it can.
+fn flush_epoch() {
+    for _ in 0..128 {
+        crossbeam_epoch::pin().flush();
+    }
+}
+
+#[test]
+fn expired_entries_miss_at_once_and_sweep_later() {
+    let (c, clock, log) = logged(10);
+    c.insert_with_ttl(1, Arc::new(1), Duration::from_secs(10));
+    c.insert_with_ttl(2, Arc::new(2), Duration::from_secs(20));
+    clock.advance(Duration::from_secs(10));
+    assert!(c.get(&1).is_none(), "a miss the moment the deadline passes");
+    assert!(c.get(&2).is_some());
+    assert_eq!(c.len(), 2, "not swept yet");
+    c.flush_expired();
+    assert_eq!(c.len(), 1);
+    assert_eq!(taken(&log), vec![(1, 1, RemovalCause::Expired)]);
+    assert_eq!(c.stats().expirations, 1);
+}
+
+#[test]
+fn flush_expired_at_a_later_time() {
+    let (c, _, log) = logged(10);
+    c.insert_with_ttl(1, Arc::new(1), Duration::from_secs(5));
+    c.insert_with_ttl(2, Arc::new(2), Duration::from_secs(50));
+    c.flush_expired_at(Duration::from_secs(6));
+    assert_eq!(taken(&log), vec![(1, 1, RemovalCause::Expired)]);
+    assert!(c.get(&2).is_some());
+}
+
+#[test]
+fn odd_durations_do_not_panic() {
+    let (c, clock, _) = logged(10);
+    c.insert_with_ttl(1, Arc::new(1), Duration::ZERO);
+    assert!(c.get(&1).is_none(), "zero TTL expires at once");
+    c.insert_with_ttl(2, Arc::new(2), Duration::MAX);
+    c.insert_with_ttl(
+        3,
+        Arc::new(3),
+        Duration::from_secs(60 * 60 * 24 * 365 * 100),
+    );
+    clock.advance(Duration::from_secs(60 * 60 * 24 * 365 * 50));
+    c.flush_expired();
+    assert!(c.get(&2).is_some());
+    assert!(c.get(&3).is_some());
+    clock.advance(Duration::from_secs(60 * 60 * 24 * 365 * 51));
+    c.flush_expired();
+    assert!(c.get(&3).is_none());
+    assert!(c.get(&2).is_some(), "Duration::MAX never expires");
+    clock.set(Duration::MAX);
+    c.flush_expired();
+    assert!(c.get(&2).is_some());
+}
+
+#[test]
+fn a_clock_going_backwards_breaks_nothing() {
+    let (c, clock, _) = logged(10);
+    clock.set(Duration::from_secs(1000));
+    c.insert_with_ttl(1, Arc::new(1), Duration::from_secs(10));
+    clock.set(Duration::from_secs(5));
+    c.insert_with_ttl(2, Arc::new(2), Duration::from_secs(10));
+    c.flush_expired();
+    assert!(c.get(&1).is_some());
+    assert!(c.get(&2).is_some());
+    clock.set(Duration::from_secs(16));
+    c.flush_expired();
+    assert!(c.get(&2).is_none());
+    assert!(c.get(&1).is_some());
+    clock.set(Duration::from_secs(1010));
+    c.flush_expired();
+    assert!(c.get(&1).is_none());
+    assert!(c.is_empty());
+}
+
+#[test]
+fn default_ttl_applies_to_plain_inserts() {
+    let clock = ManualClock::new();
+    let c: Cache<u32, u32> = Cache::builder()
+        .time_to_live(Duration::from_secs(300))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    c.insert(1, Arc::new(1));
+    clock.advance(Duration::from_secs(299));
+    assert!(c.get(&1).is_some());
+    clock.advance(Duration::from_secs(1));
+    assert!(c.get(&1).is_none());
+}
+
+#[test]
+fn an_expired_key_counts_as_absent_for_writes() {
+    let (c, clock, log) = logged(10);
+    c.insert_with_ttl(1, Arc::new(1), Duration::from_secs(1));
+    clock.advance(Duration::from_secs(2));
+    assert!(c.insert_if_absent(1, Arc::new(2)).is_ok());
+    assert_eq!(taken(&log), vec![(1, 1, RemovalCause::Expired)]);
+    assert!(c.take(&9).is_none());
+}
+
+#[test]
+fn clear_reports_every_value() {
+    let (c, _, log) = logged(100);
+    for k in 0..50 {
+        c.insert(k, Arc::new(k));
+    }
+    c.clear();
+    assert!(c.is_empty());
+    let mut log = taken(&log);
+    log.sort_by_key(|&(k, _, _)| k);
+    assert_eq!(
+        log,
+        (0..50)
+            .map(|k| (k, k, RemovalCause::Cleared))
+            .collect::<Vec<_>>()
+    );
+    c.insert(1, Arc::new(1));
+    assert!(c.get(&1).is_some());
+}
+
+#[test]
+fn a_large_clear_runs_in_parallel_and_loses_nothing() {
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let c: Cache<u32, u32> = Cache::builder()
+        .capacity(200_000)
+        .removal_listener(move |_, _, cause| {
+            assert_eq!(cause, RemovalCause::Cleared);
+            seen.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .unwrap();
+    for k in 0..100_000 {
+        c.insert(k, Arc::new(k));
+    }
+    c.clear();
+    assert_eq!(count.load(Ordering::Relaxed), 100_000);
+    assert!(c.is_empty());
+}
+
+#[test]
+fn capacity_is_a_hard_bound_and_the_index_grows() {
+    let c: Cache<u64, u64> = Cache::builder().capacity(10_000).shards(4).build().unwrap();
+    for k in 0..50_000 {
+        c.insert(k, Arc::new(k));
+        assert!(c.len() <= 10_000);
+    }
+    assert_eq!(c.len(), 10_000);
+    assert_eq!(c.stats().evictions, 40_000);
+    // The most recent keys are all there (each shard keeps its newest).
+    let present = (40_000..50_000).filter(|k| c.get(k).is_some()).count();
+    assert!(present > 9_000, "{present}");
+}
+
+#[test]
+fn unbounded_keeps_everything() {
+    let c: Cache<u64, u64> = Cache::builder().unbounded().build().unwrap();
+    for k in 0..30_000 {
+        c.insert(k, Arc::new(k * 2));
+    }
+    assert_eq!(c.len(), 30_000);
+    assert!((0..30_000).all(|k| c.get(&k).as_deref() == Some(&(k * 2))));
+}
+
+#[test]
+fn set_capacity_shrinks_live() {
+    let (c, _, log) = logged(100);
+    for k in 0..100 {
+        c.insert(k, Arc::new(k));
+    }
+    c.set_capacity(Some(10)).unwrap();
+    assert_eq!(c.len(), 10);
+    let evicted = taken(&log);
+    assert_eq!(evicted.len(), 90);
+    assert!(evicted
+        .iter()
+        .all(|&(k, _, cause)| k < 90 && cause == RemovalCause::Evicted));
+    assert_eq!(c.set_capacity(Some(0)), Err(BuildError::ZeroCapacity));
+    c.set_capacity(None).unwrap();
+    for k in 0..1000 {
+        c.insert(k, Arc::new(k));
+    }
+    assert_eq!(c.len(), 1000);
+}
+
+#[test]
+fn weigher_bounds_total_weight() {
+    let c: Cache<u32, Vec<u8>> = Cache::builder()
+        .shards(1)
+        .weigher(1000, |_, v: &Vec<u8>| v.len() as u64)
+        .build()
+        .unwrap();
+    for k in 0..20 {
+        c.insert(k, Arc::new(vec![0; 100]));
+    }
+    assert_eq!(c.len(), 10);
+    // Heavier than the whole cache: refused by eviction, nothing else goes.
+    c.insert(99, Arc::new(vec![0; 5000]));
+    assert!(c.get(&99).is_none());
+    assert_eq!(c.len(), 10);
+}
+
+#[test]
+fn stats_count_what_happened() {
+    let (c, _, _) = logged(2);
+    c.insert(1, Arc::new(1));
+    c.insert(2, Arc::new(2));
+    c.get(&1);
+    c.get(&9);
+    c.insert(3, Arc::new(3));
+    let s = c.stats();
+    assert_eq!(
+        (s.hits, s.misses, s.inserts, s.evictions, s.len),
+        (1, 1, 3, 1, 2)
+    );
+    assert_eq!(s.hit_ratio(), 0.5);
+}
+
+#[test]
+fn borrowed_lookups() {
+    let c: Cache<Vec<u8>, u8> = Cache::new(16).unwrap();
+    c.insert(b"abc".to_vec(), Arc::new(1));
+    assert_eq!(c.get(&b"abc"[..]).as_deref(), Some(&1));
+    assert!(c.take(&b"abc"[..]).is_some());
+}
+
+#[test]
+fn a_listener_may_call_back_into_the_cache() {
+    let cache: std::sync::Arc<std::sync::OnceLock<Cache<u32, u32>>> = Default::default();
+    let inner = cache.clone();
+    let c = Cache::builder()
+        .capacity(4)
+        .shards(1)
+        .removal_listener(move |k: &u32, _: &Arc<u32>, _| {
+            if let Some(c) = inner.get() {
+                // Re-entrant read and write: no deadlock.
+                let _ = c.get(k);
+                if *k < 100 {
+                    c.insert(k + 100, Arc::new(0));
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    assert!(cache.set(c).is_ok());
+    let c = cache.get().unwrap();
+    for k in 0..10 {
+        c.insert(k, Arc::new(k));
+    }
+    assert!(c.len() <= 4);
+}
+
+#[test]
+fn bad_settings_are_typed_errors() {
+    let build = |b: tlscache_core::CacheBuilder<u32, u32>| b.build().map(|_| ());
+    assert_eq!(
+        build(Cache::builder().capacity(0)),
+        Err(BuildError::ZeroCapacity)
+    );
+    assert_eq!(
+        build(Cache::builder().shards(3)),
+        Err(BuildError::ShardsNotPowerOfTwo(3))
+    );
+    assert_eq!(
+        build(Cache::builder().shards(0)),
+        Err(BuildError::ShardsNotPowerOfTwo(0))
+    );
+    assert!(matches!(
+        build(Cache::builder().shards(1 << 20)),
+        Err(BuildError::TooManyShards { .. })
+    ));
+    assert_eq!(
+        build(Cache::builder().capacity(4).shards(8)),
+        Err(BuildError::MoreShardsThanCapacity {
+            shards: 8,
+            capacity: 4
+        })
+    );
+    assert!(matches!(
+        build(Cache::builder().capacity(usize::MAX).shards(1)),
+        Err(BuildError::CapacityTooLarge { .. })
+    ));
+    assert!(matches!(
+        build(Cache::builder().shards(4).weigher(2, |_, _| 1)),
+        Err(BuildError::MaxWeightTooSmall { .. })
+    ));
+    // Defaults fit a tiny capacity by using fewer shards.
+    assert_eq!(Cache::<u32, u32>::new(1).unwrap().shard_count(), 1);
+    let msg = BuildError::ShardsNotPowerOfTwo(3).to_string();
+    assert!(msg.contains("power of two"), "{msg}");
+}
