@@ -345,8 +345,10 @@ where
     /// Applies buffered reads to the LRU and sweeps what is due at `now`.
     fn maintain(&mut self, now: u64) {
         let seq = self.shard.hot.seq.load(Ordering::Relaxed);
+        // Readers write stamp `s` to slot `s`; stamps run from one past
+        // `drained` to `seq`, and only the last `READ_BUFFER` survive.
         let from = self.st.drained.max(seq.saturating_sub(READ_BUFFER as u64));
-        for s in from..seq {
+        for s in from + 1..=seq {
             let entry = self.shard.reads[s as usize & (READ_BUFFER - 1)].swap(0, Ordering::Relaxed);
             // Slot numbers are stored plus one; zero is an empty slot. A
             // slot reused since only re-places its new node by that node's
