@@ -1,0 +1,157 @@
+//! Many threads, a bounded number of mixed operations, then invariants:
+//! the capacity held, no value was taken twice, every value that entered
+//! the cache left it exactly once (listener) or is still there, and every
+//! value is dropped exactly once after the cache is gone.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use tlscache_core::{Arc, Cache, ManualClock, RemovalCause};
+
+const THREADS: usize = 8;
+const OPS_PER_THREAD: usize = 150_000; // 1.2 million in all
+const KEYS: u64 = 4_096;
+const CAPACITY: usize = 1_000;
+
+struct Value {
+    key: u64,
+    id: u64,
+    drops: std::sync::Arc<AtomicU64>,
+}
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    created: AtomicU64,
+    rejected: AtomicU64,
+    left: AtomicU64,
+    taken_by_listener: AtomicU64,
+}
+
+#[test]
+fn mixed_operations_on_eight_threads() {
+    let drops = std::sync::Arc::new(AtomicU64::new(0));
+    let tally = std::sync::Arc::new(Tally::default());
+    let clock = ManualClock::new();
+    let t = tally.clone();
+    let cache: Cache<u64, Value> = Cache::builder()
+        .capacity(CAPACITY)
+        .shards(8)
+        .clock(clock.clone())
+        .removal_listener(move |k, v: &Arc<Value>, cause| {
+            assert_eq!(*k, v.key, "listener got a value under another key");
+            t.left.fetch_add(1, Ordering::Relaxed);
+            if cause == RemovalCause::Taken {
+                t.taken_by_listener.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .build()
+        .unwrap();
+    let taken_ids = Mutex::new(Vec::new());
+    let next_id = AtomicU64::new(0);
+
+    std::thread::scope(|s| {
+        for thread in 0..THREADS {
+            let (cache, tally, drops, clock, taken_ids, next_id) =
+                (&cache, &tally, &drops, &clock, &taken_ids, &next_id);
+            s.spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(thread as u64);
+                let mut my_takes = Vec::new();
+                let new_value = |key| {
+                    tally.created.fetch_add(1, Ordering::Relaxed);
+                    Arc::new(Value {
+                        key,
+                        id: next_id.fetch_add(1, Ordering::Relaxed),
+                        drops: drops.clone(),
+                    })
+                };
+                for i in 0..OPS_PER_THREAD {
+                    let key = rng.gen_range(0..KEYS);
+                    match rng.gen_range(0..100) {
+                        0..60 => {
+                            if let Some(v) = cache.get(&key) {
+                                assert_eq!(v.key, key, "get returned another key's value");
+                            }
+                        }
+                        60..75 => {
+                            let ttl = Duration::from_millis(rng.gen_range(1..500));
+                            cache.insert_with_ttl(key, new_value(key), ttl);
+                        }
+                        75..80 => {
+                            if cache.insert_if_absent(key, new_value(key)).is_err() {
+                                tally.rejected.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        80..86 => {
+                            if let Some(v) = cache.take(&key) {
+                                assert_eq!(v.key, key);
+                                my_takes.push(v.id);
+                            }
+                        }
+                        86..92 => {
+                            cache.remove(&key);
+                        }
+                        92..96 => {
+                            if let Some(v) = cache.get(&key) {
+                                cache.remove_if(&key, |cur| Arc::ptr_eq(cur, &v));
+                            }
+                        }
+                        96..98 => clock.advance(Duration::from_millis(5)),
+                        _ => cache.flush_expired(),
+                    }
+                    if i % 1024 == 0 {
+                        assert!(
+                            cache.len() <= CAPACITY as u64,
+                            "len {} over capacity",
+                            cache.len()
+                        );
+                    }
+                }
+                taken_ids.lock().unwrap().extend(my_takes);
+            });
+        }
+    });
+
+    let taken = taken_ids.into_inner().unwrap();
+    let unique: HashSet<u64> = taken.iter().copied().collect();
+    assert_eq!(unique.len(), taken.len(), "a value was taken twice");
+    assert_eq!(
+        tally.taken_by_listener.load(Ordering::Relaxed),
+        taken.len() as u64
+    );
+
+    let created = tally.created.load(Ordering::Relaxed);
+    let rejected = tally.rejected.load(Ordering::Relaxed);
+    let left = tally.left.load(Ordering::Relaxed);
+    let remaining = cache.len();
+    assert!(remaining <= CAPACITY as u64);
+    assert_eq!(
+        created,
+        rejected + left + remaining,
+        "every value that entered is accounted for"
+    );
+    assert!(created > 150_000, "the mix really inserted ({created})");
+
+    drop(cache);
+    // Nodes retired by removals are freed by the epoch collector once no
+    // thread is pinned; give it the chance.
+    for _ in 0..1_000 {
+        if drops.load(Ordering::SeqCst) == created {
+            break;
+        }
+        crossbeam_epoch::pin().flush();
+    }
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        created,
+        "every value dropped exactly once"
+    );
+}
