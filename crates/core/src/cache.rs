@@ -10,7 +10,7 @@ use crate::builder::{split, validate, CacheBuilder};
 use crate::clock::{duration_to_nanos, Clock};
 use crate::error::BuildError;
 use crate::listener::RemovalCause;
-use crate::shard::{Config, Shard, MAX_SHARD_ENTRIES, NEVER};
+use crate::shard::{Config, Ctx, Shard, MAX_SHARD_ENTRIES, NEVER};
 use crate::stats::CacheStats;
 use crate::sync::epoch;
 use crate::sync::Arc;
@@ -199,7 +199,12 @@ where
         let guard = &epoch::pin();
         let now = self.now();
         let deadline = self.deadline(now, ttl);
-        shard.insert(&self.config, guard, now, hash, key, value, deadline, decide)
+        let ctx = Ctx {
+            config: &self.config,
+            guard,
+            now,
+        };
+        shard.insert(ctx, hash, key, value, deadline, decide)
     }
 
     /// Removes `key` and returns its live value.
@@ -245,7 +250,12 @@ where
     {
         let (hash, shard) = self.locate(key);
         let guard = &epoch::pin();
-        shard.remove(&self.config, guard, self.now(), hash, key, cause, pred)
+        let ctx = Ctx {
+            config: &self.config,
+            guard,
+            now: self.now(),
+        };
+        shard.remove(ctx, hash, key, cause, pred)
     }
 
     /// Removes every entry expired now. Each shard's sweep costs

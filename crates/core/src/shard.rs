@@ -42,6 +42,15 @@ impl<K, V> Config<K, V> {
     }
 }
 
+/// What every write carries: the cache's settings, the caller's epoch
+/// guard (pinned for the whole write, listener calls included) and the
+/// clock reading the write is made at.
+pub(crate) struct Ctx<'a, K, V> {
+    pub(crate) config: &'a Config<K, V>,
+    pub(crate) guard: &'a Guard,
+    pub(crate) now: u64,
+}
+
 /// Counters readers bump, on their own cache line.
 #[derive(Default)]
 struct Hot {
@@ -197,18 +206,16 @@ where
     /// replace (`None` when absent). `Ok` holds the replaced value, `Err`
     /// hands `value` back when `decide` said no. `decide` runs under the
     /// shard lock, before anything changes.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &self,
-        config: &Config<K, V>,
-        guard: &Guard,
-        now: u64,
+        ctx: Ctx<'_, K, V>,
         hash: u64,
         key: K,
         value: Arc<V>,
         deadline: u64,
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
+        let Ctx { config, guard, now } = ctx;
         let mut w = self.begin(config, guard);
         w.maintain(now);
         let existing = w.live(hash, &key, now);
@@ -246,9 +253,7 @@ where
     /// Removes `key`'s live value if `pred` approves of it.
     pub(crate) fn remove<Q>(
         &self,
-        config: &Config<K, V>,
-        guard: &Guard,
-        now: u64,
+        ctx: Ctx<'_, K, V>,
         hash: u64,
         key: &Q,
         cause: RemovalCause,
@@ -258,6 +263,7 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        let Ctx { config, guard, now } = ctx;
         let mut w = self.begin(config, guard);
         w.maintain(now);
         let out = match w.live(hash, key, now) {

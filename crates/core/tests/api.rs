@@ -1,6 +1,8 @@
 //! Behaviour of the public API, one rule per test.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -145,35 +147,27 @@ fn exact_lru_survives_more_reads_than_the_read_buffer_holds() {
 
 #[test]
 fn a_handle_outlives_eviction() {
-    struct Tracked(std::sync::Arc<AtomicUsize>);
+    struct Tracked(std::sync::Arc<AtomicU64>);
     impl Drop for Tracked {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
-    let drops = std::sync::Arc::new(AtomicUsize::new(0));
+    let drops = std::sync::Arc::new(AtomicU64::new(0));
     let c: Cache<u32, Tracked> = Cache::builder().capacity(1).shards(1).build().unwrap();
     c.insert(1, Arc::new(Tracked(drops.clone())));
     let held = c.get(&1).unwrap();
     c.insert(2, Arc::new(Tracked(drops.clone())));
     assert!(c.get(&1).is_none(), "evicted");
     drop(c);
-    flush_epoch();
     assert_eq!(
-        drops.load(Ordering::SeqCst),
+        common::await_drops(&drops, 1),
         1,
         "only the unheld value is gone"
     );
     assert_eq!(held.0.load(Ordering::SeqCst), 1);
     drop(held);
     assert_eq!(drops.load(Ordering::SeqCst), 2);
-}
-
-/// Lets the epoch collector run every deferred destruction it can.
-fn flush_epoch() {
-    for _ in 0..128 {
-        crossbeam_epoch::pin().flush();
-    }
 }
 
 #[test]

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod common;
+
 use rand::{Rng, SeedableRng};
 use tlscache_core::{Arc, Cache, ManualClock, RemovalCause};
 
@@ -141,16 +143,8 @@ fn mixed_operations_on_eight_threads() {
     assert!(created > 150_000, "the mix really inserted ({created})");
 
     drop(cache);
-    // Nodes retired by removals are freed by the epoch collector once no
-    // thread is pinned; give it the chance.
-    for _ in 0..1_000 {
-        if drops.load(Ordering::SeqCst) == created {
-            break;
-        }
-        crossbeam_epoch::pin().flush();
-    }
     assert_eq!(
-        drops.load(Ordering::SeqCst),
+        common::await_drops(&drops, created),
         created,
         "every value dropped exactly once"
     );
