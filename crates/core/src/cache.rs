@@ -82,11 +82,12 @@ where
         shards: usize,
         clock: std::sync::Arc<dyn Clock>,
     ) -> Self {
-        let now = duration_to_nanos(clock.now());
+        let now = clock.now_nanos();
         let max_weight = builder.max_weight.unwrap_or(u64::MAX);
         let shard_list = (0..shards)
             .map(|i| {
                 Shard::new(
+                    builder.capacity.is_some(),
                     shard_capacity(builder.capacity, shards, i),
                     shard_weight(max_weight, shards, i),
                     now,
@@ -118,7 +119,7 @@ where
     /// The cache clock's current time in nanoseconds.
     #[inline]
     fn now(&self) -> u64 {
-        duration_to_nanos(self.clock.now())
+        self.clock.now_nanos()
     }
 
     fn deadline(&self, now: u64, ttl: u64) -> u64 {

@@ -18,7 +18,9 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 pub(crate) struct Node<K, V> {
     pub(crate) key: K,
     pub(crate) value: Arc<V>,
-    pub(crate) hash: u64,
+    /// The low half of the key's hash: buckets are chosen by these bits
+    /// (shards by the high half), and chain walks compare them before keys.
+    pub(crate) hash: u32,
     /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
     pub(crate) deadline: u64,
     /// The newest access stamp (see `lru`); written by readers, `Relaxed`:
@@ -41,7 +43,8 @@ impl<K, V> Node<K, V> {
         Self {
             key,
             value,
-            hash,
+            // Truncation intended: see the field.
+            hash: hash as u32,
             deadline,
             stamp: AtomicU64::new(stamp),
             slot,
@@ -96,7 +99,7 @@ impl<K: 'static, V: 'static> Table<K, V> {
         // while `guard` could observe it; nodes are freed only through
         // `defer_destroy` after being unlinked, so they outlive `guard`.
         while let Some(node) = unsafe { cur.as_ref() } {
-            if node.hash == hash && node.key.borrow() == key {
+            if node.hash == hash as u32 && node.key.borrow() == key {
                 return Some(node);
             }
             cur = node.next.load(Ordering::Acquire, guard);
@@ -110,7 +113,7 @@ impl<K: 'static, V: 'static> Table<K, V> {
         node: Owned<Node<K, V>>,
         guard: &'g Guard,
     ) -> Shared<'g, Node<K, V>> {
-        let bucket = self.bucket(node.hash);
+        let bucket = self.bucket(u64::from(node.hash));
         node.next
             .store(bucket.load(Ordering::Relaxed, guard), Ordering::Relaxed);
         // Release: publishes the node's fields to readers' Acquire loads.
@@ -124,7 +127,7 @@ impl<K: 'static, V: 'static> Table<K, V> {
     pub(crate) fn unlink(&self, node: &Node<K, V>, guard: &Guard) {
         let target: *const Node<K, V> = node;
         let after = node.next.load(Ordering::Relaxed, guard);
-        let mut link = self.bucket(node.hash);
+        let mut link = self.bucket(u64::from(node.hash));
         loop {
             let cur = link.load(Ordering::Relaxed, guard);
             if cur.as_raw() == target {

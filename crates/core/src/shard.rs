@@ -22,7 +22,9 @@ const READ_BUFFER: usize = 64;
 /// reserve a few hundred link indices for their list heads.
 pub(crate) const MAX_SHARD_ENTRIES: usize = (u32::MAX - 1024) as usize;
 
-/// Buckets a new shard starts with; the index doubles when it fills.
+/// Buckets an unbounded shard starts with; the index doubles when it fills.
+/// A bounded shard starts with one bucket per entry of its capacity (to the
+/// next power of two), so it never copies its index while it fills.
 const INITIAL_BUCKETS: usize = 16;
 
 /// A deadline meaning "never expires".
@@ -54,9 +56,10 @@ pub(crate) struct Ctx<'a, K, V> {
 /// Counters readers bump, on their own cache line.
 #[derive(Default)]
 struct Hot {
-    /// The access sequence: LRU stamps come from here.
+    /// The access sequence: LRU stamps come from here. It moves once per
+    /// hit and once per insert, so hits are `seq - inserts` and need no
+    /// counter of their own.
     seq: AtomicU64,
-    hits: AtomicU64,
     misses: AtomicU64,
 }
 
@@ -134,8 +137,12 @@ where
     K: Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    pub(crate) fn new(capacity: usize, max_weight: u64, now: u64) -> Self {
-        let buckets = INITIAL_BUCKETS.min(capacity.next_power_of_two());
+    pub(crate) fn new(bounded: bool, capacity: usize, max_weight: u64, now: u64) -> Self {
+        let buckets = if bounded {
+            capacity.next_power_of_two()
+        } else {
+            INITIAL_BUCKETS
+        };
         Self {
             table: Atomic::new(Table::new(buckets)),
             hot: CachePadded::new(Hot::default()),
@@ -180,7 +187,6 @@ where
                 node.stamp.store(stamp, Ordering::Relaxed);
                 self.reads[stamp as usize & (READ_BUFFER - 1)]
                     .store(node.slot + 1, Ordering::Relaxed);
-                self.hot.hits.fetch_add(1, Ordering::Relaxed);
                 Some(Arc::clone(&node.value))
             }
             _ => {
@@ -309,11 +315,15 @@ where
     }
 
     pub(crate) fn stats(&self) -> ShardStats {
+        // Relaxed and unlocked: an insert in flight (its stamp taken, its
+        // count not yet) may show as a hit for a moment.
+        let inserts = self.cold.inserts.load(Ordering::Relaxed);
+        let seq = self.hot.seq.load(Ordering::Relaxed);
         ShardStats {
             len: self.cold.len.load(Ordering::Relaxed),
-            hits: self.hot.hits.load(Ordering::Relaxed),
+            hits: seq.saturating_sub(inserts),
             misses: self.hot.misses.load(Ordering::Relaxed),
-            inserts: self.cold.inserts.load(Ordering::Relaxed),
+            inserts,
             evictions: self.cold.evictions.load(Ordering::Relaxed),
             expirations: self.cold.expirations.load(Ordering::Relaxed),
         }
@@ -367,7 +377,12 @@ where
         self.st.drained = seq;
 
         let mut due = Vec::new();
-        self.st.wheel.advance(now, &mut due);
+        let State { wheel, nodes, .. } = &mut *self.st;
+        wheel.advance(now, &mut due, |slot| {
+            // SAFETY: the wheel only holds slots of linked nodes, and this
+            // runs under the shard lock, so the node is live.
+            unsafe { &*nodes[slot as usize] }.deadline
+        });
         for slot in due {
             if let Some(node) = self.node(slot) {
                 self.unlink(node, RemovalCause::Expired);
@@ -495,7 +510,7 @@ where
             let copy = Node::new(
                 old.key.clone(),
                 Arc::clone(&old.value),
-                old.hash,
+                u64::from(old.hash),
                 old.deadline,
                 old.stamp.load(Ordering::Relaxed),
                 old.slot,

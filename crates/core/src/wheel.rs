@@ -47,8 +47,6 @@ pub(crate) fn now_tick(now_nanos: u64) -> u64 {
 struct Link {
     prev: u32,
     next: u32,
-    /// The entry's deadline in nanoseconds (unused for sentinels).
-    deadline: u64,
 }
 
 /// The per-shard timing wheel. Guarded by the shard lock.
@@ -63,13 +61,7 @@ pub(crate) struct Wheel {
 impl Wheel {
     /// An empty wheel whose time starts at `now_tick`.
     pub(crate) fn new(now_tick: u64) -> Self {
-        let links = (0..SENTINELS)
-            .map(|i| Link {
-                prev: i,
-                next: i,
-                deadline: 0,
-            })
-            .collect();
+        let links = (0..SENTINELS).map(|i| Link { prev: i, next: i }).collect();
         Self {
             links,
             occupied: [0; LEVELS],
@@ -86,7 +78,6 @@ impl Wheel {
                 Link {
                     prev: UNLINKED,
                     next: UNLINKED,
-                    deadline: 0,
                 },
             );
         }
@@ -101,9 +92,7 @@ impl Wheel {
 
     /// Schedules slab slot `slot` to expire at `deadline` (nanoseconds). O(1).
     pub(crate) fn schedule(&mut self, slot: u32, deadline: u64) {
-        let link = SENTINELS + slot;
-        self.links[link as usize].deadline = deadline;
-        self.place(link, true);
+        self.place(SENTINELS + slot, deadline, true);
     }
 
     /// Cancels slab slot `slot`, if it was scheduled. O(1).
@@ -117,17 +106,26 @@ impl Wheel {
     /// Moves time to `now` (nanoseconds) and pushes every slot whose
     /// deadline is at or before `now` into `expired`. The wheel's time never
     /// moves backwards.
-    pub(crate) fn advance(&mut self, now_nanos: u64, expired: &mut Vec<u32>) {
+    ///
+    /// The wheel keeps no copy of deadlines: `deadline_of(slot)` must
+    /// return the deadline `slot` was scheduled with.
+    pub(crate) fn advance(
+        &mut self,
+        now_nanos: u64,
+        expired: &mut Vec<u32>,
+        deadline_of: impl Fn(u32) -> u64,
+    ) {
         let now = now_tick(now_nanos);
         let mut link = self.detach(DUE);
         while link != DUE {
             let next = self.links[link as usize].next;
-            if self.links[link as usize].deadline <= now_nanos {
+            let deadline = deadline_of(link - SENTINELS);
+            if deadline <= now_nanos {
                 self.links[link as usize].prev = UNLINKED;
                 expired.push(link - SENTINELS);
             } else {
                 // The clock stepped back behind the wheel: wait for it.
-                self.place(link, false);
+                self.place(link, deadline, false);
             }
             link = next;
         }
@@ -139,11 +137,12 @@ impl Wheel {
             let mut link = self.detach(list);
             while link != list {
                 let next = self.links[link as usize].next;
-                if deadline_tick(self.links[link as usize].deadline) <= at {
+                let deadline = deadline_of(link - SENTINELS);
+                if deadline_tick(deadline) <= at {
                     self.links[link as usize].prev = UNLINKED;
                     expired.push(link - SENTINELS);
                 } else {
-                    self.place(link, false);
+                    self.place(link, deadline, false);
                 }
                 link = next;
             }
@@ -158,7 +157,7 @@ impl Wheel {
             let mut link = self.links[list as usize].next;
             while link != list {
                 let following = self.links[link as usize].next;
-                if self.links[link as usize].deadline <= now_nanos {
+                if deadline_of(link - SENTINELS) <= now_nanos {
                     self.unlink(link);
                     expired.push(link - SENTINELS);
                 }
@@ -216,8 +215,8 @@ impl Wheel {
     /// Links `link` into the list its deadline belongs in now: the due list
     /// if `may_be_due` and the deadline has been reached, otherwise a wheel
     /// slot no earlier than the next tick.
-    fn place(&mut self, link: u32, may_be_due: bool) {
-        let deadline = deadline_tick(self.links[link as usize].deadline);
+    fn place(&mut self, link: u32, deadline_nanos: u64, may_be_due: bool) {
+        let deadline = deadline_tick(deadline_nanos);
         let at = deadline.max(self.elapsed.saturating_add(1));
         let differs = at ^ self.elapsed;
         let list = if may_be_due && deadline <= self.elapsed {
@@ -272,21 +271,50 @@ mod tests {
 
     const T: u64 = 1 << TICK_SHIFT;
 
-    /// Advances to the end of tick `now` (all of it has passed).
-    fn drain(wheel: &mut Wheel, now: u64) -> Vec<u32> {
-        drain_ns(wheel, now.saturating_mul(T))
+    /// A wheel with the deadline table the shard would keep.
+    struct W {
+        wheel: Wheel,
+        deadlines: Vec<u64>,
     }
 
-    fn drain_ns(wheel: &mut Wheel, now: u64) -> Vec<u32> {
+    impl W {
+        fn grow(&mut self, slots: usize) {
+            self.wheel.grow(slots);
+            self.deadlines.resize(slots, 0);
+        }
+        fn schedule(&mut self, slot: u32, deadline: u64) {
+            self.deadlines[slot as usize] = deadline;
+            self.wheel.schedule(slot, deadline);
+        }
+        fn cancel(&mut self, slot: u32) {
+            self.wheel.cancel(slot);
+        }
+    }
+
+    fn wheel(now_tick: u64) -> W {
+        W {
+            wheel: Wheel::new(now_tick),
+            deadlines: Vec::new(),
+        }
+    }
+
+    /// Advances to the end of tick `now` (all of it has passed).
+    fn drain(w: &mut W, now: u64) -> Vec<u32> {
+        drain_ns(w, now.saturating_mul(T))
+    }
+
+    fn drain_ns(w: &mut W, now: u64) -> Vec<u32> {
         let mut out = Vec::new();
-        wheel.advance(now, &mut out);
+        let deadlines = &w.deadlines;
+        w.wheel
+            .advance(now, &mut out, |slot| deadlines[slot as usize]);
         out.sort_unstable();
         out
     }
 
     #[test]
     fn expires_at_the_deadline_not_before() {
-        let mut w = Wheel::new(0);
+        let mut w = wheel(0);
         w.grow(4);
         w.schedule(0, 10 * T);
         w.schedule(1, 100 * T);
@@ -304,7 +332,7 @@ mod tests {
 
     #[test]
     fn cancel_removes_and_clears_the_slot() {
-        let mut w = Wheel::new(7);
+        let mut w = wheel(7);
         w.grow(2);
         w.schedule(0, 70 * T);
         w.schedule(1, 70 * T);
@@ -312,23 +340,23 @@ mod tests {
         w.cancel(0);
         assert_eq!(drain(&mut w, 1000), vec![1]);
         w.cancel(1);
-        assert!(w.occupied.iter().all(|&o| o == 0));
-        assert!(w.next_due().is_none());
+        assert!(w.wheel.occupied.iter().all(|&o| o == 0));
+        assert!(w.wheel.next_due().is_none());
     }
 
     #[test]
     fn past_deadlines_are_due_at_once() {
-        let mut w = Wheel::new(1000);
+        let mut w = wheel(1000);
         w.grow(2);
         w.schedule(0, 3 * T);
         w.schedule(1, 1000 * T);
         assert_eq!(drain(&mut w, 1000), vec![0, 1]);
-        assert!(w.next_due().is_none());
+        assert!(w.wheel.next_due().is_none());
     }
 
     #[test]
     fn a_clock_behind_the_wheel_expires_nothing_early() {
-        let mut w = Wheel::new(1000);
+        let mut w = wheel(1000);
         w.grow(1);
         w.schedule(0, 900 * T);
         // The caller's clock reads 800: the entry is not due by it yet.
@@ -338,7 +366,7 @@ mod tests {
 
     #[test]
     fn beyond_the_horizon_waits_in_overflow_without_panicking() {
-        let mut w = Wheel::new(5);
+        let mut w = wheel(5);
         w.grow(3);
         let far = deadline_tick(u64::MAX - 1);
         w.schedule(0, u64::MAX - 1);
@@ -354,10 +382,10 @@ mod tests {
 
     #[test]
     fn time_never_goes_back() {
-        let mut w = Wheel::new(500);
+        let mut w = wheel(500);
         w.grow(1);
         assert!(drain(&mut w, 10).is_empty());
-        assert_eq!(w.elapsed, 500);
+        assert_eq!(w.wheel.elapsed, 500);
         w.schedule(0, 600 * T);
         assert!(drain(&mut w, 599).is_empty());
         assert_eq!(drain(&mut w, 600), vec![0]);
@@ -373,7 +401,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let mut w = Wheel::new(0);
+        let mut w = wheel(0);
         let n = 2000u32;
         w.grow(n as usize);
         let mut pending: Vec<(u64, u32)> = Vec::new();
@@ -399,7 +427,7 @@ mod tests {
 
     #[test]
     fn sweeps_are_exact_to_the_nanosecond() {
-        let mut w = Wheel::new(0);
+        let mut w = wheel(0);
         w.grow(3);
         w.schedule(0, 10 * T + 5);
         w.schedule(1, 10 * T + 9);
