@@ -125,10 +125,7 @@ fn get_hit(c: &mut Criterion) {
             "quick_cache",
             Box::new(QuickCache::<PAYLOAD>::new(2 * CAPACITY)),
         ),
-        (
-            "moka",
-            Box::new(Moka::<PAYLOAD>::new(2 * CAPACITY)),
-        ),
+        ("moka", Box::new(Moka::<PAYLOAD>::new(2 * CAPACITY))),
     ];
     for (name, engine) in roomy {
         for k in &keys {

@@ -15,20 +15,25 @@ use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// One cache entry as readers see it.
+///
+/// `repr(C)` in the order a lookup touches fields: a chain walk reads
+/// `hash`, then `key`, then `next`; a hit then reads `value` and `deadline`
+/// and writes `stamp`. For small keys the reads share the first cache line.
+#[repr(C)]
 pub(crate) struct Node<K, V> {
-    pub(crate) key: K,
-    pub(crate) value: Arc<V>,
     /// The low half of the key's hash: buckets are chosen by these bits
     /// (shards by the high half), and chain walks compare them before keys.
     pub(crate) hash: u32,
+    /// The node's slab slot; fixed for the node's life.
+    pub(crate) slot: u32,
+    next: Atomic<Node<K, V>>,
+    pub(crate) key: K,
+    pub(crate) value: Arc<V>,
     /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
     pub(crate) deadline: u64,
     /// The newest access stamp (see `lru`); written by readers, `Relaxed`:
     /// it only orders evictions and a stale read makes one less exact.
     pub(crate) stamp: AtomicU64,
-    /// The node's slab slot; fixed for the node's life.
-    pub(crate) slot: u32,
-    next: Atomic<Node<K, V>>,
 }
 
 impl<K, V> Node<K, V> {

@@ -10,7 +10,7 @@ use crate::index::{Node, Table};
 use crate::listener::{Listener, RemovalCause};
 use crate::lru::Lru;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
-use crate::sync::{lock, Arc, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::wheel::{now_tick, Wheel};
 
 /// Accesses remembered between two maintenance passes. A power of two; more
@@ -128,7 +128,9 @@ pub(crate) struct Shard<K, V> {
     table: Atomic<Table<K, V>>,
     hot: CachePadded<Hot>,
     cold: CachePadded<Cold>,
-    reads: Box<[AtomicU32]>,
+    /// The lossy read buffer: entry `s % READ_BUFFER` records access stamp
+    /// `s` as `(s as u32) << 32 | (slot + 1)`; zero is empty.
+    reads: Box<[AtomicU64]>,
     state: Mutex<State<K, V>>,
 }
 
@@ -147,7 +149,7 @@ where
             table: Atomic::new(Table::new(buckets)),
             hot: CachePadded::new(Hot::default()),
             cold: CachePadded::new(Cold::default()),
-            reads: (0..READ_BUFFER).map(|_| AtomicU32::new(0)).collect(),
+            reads: (0..READ_BUFFER).map(|_| AtomicU64::new(0)).collect(),
             state: Mutex::new(State {
                 nodes: Vec::new(),
                 weights: Vec::new(),
@@ -185,8 +187,9 @@ where
             Some(node) if !node.expired(now) => {
                 let stamp = self.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
                 node.stamp.store(stamp, Ordering::Relaxed);
-                self.reads[stamp as usize & (READ_BUFFER - 1)]
-                    .store(node.slot + 1, Ordering::Relaxed);
+                // Truncating the stamp is intended: `maintain` restores it.
+                let entry = (stamp << 32) | u64::from(node.slot + 1);
+                self.reads[stamp as usize & (READ_BUFFER - 1)].store(entry, Ordering::Relaxed);
                 Some(Arc::clone(&node.value))
             }
             _ => {
@@ -366,12 +369,24 @@ where
         let from = self.st.drained.max(seq.saturating_sub(READ_BUFFER as u64));
         for s in from + 1..=seq {
             let entry = self.shard.reads[s as usize & (READ_BUFFER - 1)].swap(0, Ordering::Relaxed);
-            // Slot numbers are stored plus one; zero is an empty slot. A
-            // slot reused since only re-places its new node by that node's
-            // own stamp, which is harmless.
-            if let Some(node) = entry.checked_sub(1).and_then(|slot| self.node(slot)) {
-                let stamp = node.stamp.load(Ordering::Relaxed);
-                self.st.lru.touch(node.slot, stamp);
+            // Slots are stored plus one, so zero is an empty entry.
+            let Some(slot) = (entry as u32).checked_sub(1) else {
+                continue;
+            };
+            // The entry holds its stamp's low half; the stamp is within
+            // 2^32 of `seq`, so the difference of low halves restores it.
+            let behind = (seq as u32).wrapping_sub((entry >> 32) as u32);
+            let stamp = seq - u64::from(behind);
+            // No node is read: a slot freed since is skipped, and a slot
+            // reused since holds a node inserted after this stamp was
+            // taken, which `touch` (newer stamps only) leaves in place.
+            if self
+                .st
+                .nodes
+                .get(slot as usize)
+                .is_some_and(|p| !p.is_null())
+            {
+                self.st.lru.touch(slot, stamp);
             }
         }
         self.st.drained = seq;
@@ -437,7 +452,9 @@ where
 
     /// Takes `node` out of the cache for `cause`.
     fn remove(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
-        self.st.wheel.cancel(node.slot);
+        if node.deadline != NEVER {
+            self.st.wheel.cancel(node.slot);
+        }
         self.unlink(node, cause);
     }
 
