@@ -1,0 +1,288 @@
+//! loom models of the core's refcount and replacement races.
+//!
+//! Each model drives tlscache-core's real `Cache` (one shard, capacity 1 or
+//! 2, a manual clock) from two or three loom threads. Under `cfg(loom)` the
+//! core's atomics, `Arc` and mutex are loom's (through its `sync` shim) and
+//! crossbeam-epoch's are too (`cfg(crossbeam_loom)`), so loom explores the
+//! interleavings of the code that ships.
+//!
+//! Run: `tools/loom` (or one model: `tools/loom get_racing_remove`).
+#![cfg(loom)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use loom::thread;
+use tlscache_core::{Arc, Cache, ManualClock, RemovalCause};
+
+/// A value that counts its drops and fails on a second one.
+struct Tracked {
+    id: u32,
+    drops: std::sync::Arc<AtomicUsize>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let before = self.drops.fetch_add(1, Ordering::SeqCst);
+        assert!(before < 1_000, "runaway drops");
+    }
+}
+
+/// A fixed hasher: loom replays executions, so the model must not vary
+/// between them (ahash's default seed is random).
+type Fixed = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
+/// A one-shard cache on a manual clock whose listener counts removals by
+/// value id.
+fn cache(
+    capacity: usize,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<(u32, RemovalCause)>>>,
+) -> Cache<u8, Tracked, Fixed> {
+    Cache::builder()
+        .hasher(Fixed::default())
+        .capacity(capacity)
+        .shards(1)
+        .clock(ManualClock::new())
+        .removal_listener(move |_, v: &Arc<Tracked>, cause| {
+            heard.lock().unwrap().push((v.id, cause))
+        })
+        .build()
+        .expect("valid settings")
+}
+
+fn value(id: u32) -> (Arc<Tracked>, std::sync::Arc<AtomicUsize>) {
+    let drops = std::sync::Arc::new(AtomicUsize::new(0));
+    (
+        Arc::new(Tracked {
+            id,
+            drops: drops.clone(),
+        }),
+        drops,
+    )
+}
+
+/// A reader racing a remover sees the value or nothing; a value it got is
+/// intact while held; the value is never dropped while a handle lives.
+#[test]
+fn get_racing_remove() {
+    loom::model(|| {
+        let heard = Default::default();
+        let c = loom::sync::Arc::new(cache(2, heard));
+        let (v, drops) = value(7);
+        c.insert(1, v);
+        let reader = {
+            let c = c.clone();
+            let drops = drops.clone();
+            thread::spawn(move || {
+                if let Some(got) = c.get(&1) {
+                    assert_eq!(got.id, 7);
+                    assert_eq!(drops.load(Ordering::SeqCst), 0, "dropped while held");
+                }
+            })
+        };
+        let removed = c.remove(&1).expect("present until removed");
+        assert_eq!(removed.id, 7);
+        reader.join().unwrap();
+        assert!(c.get(&1).is_none());
+        drop(removed);
+        assert!(drops.load(Ordering::SeqCst) <= 1);
+    });
+}
+
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<(u32, RemovalCause)>>>;
+
+/// Two inserts of one key with different values: exactly one value remains,
+/// the other leaves once as `Replaced`, and nothing is dropped twice.
+#[test]
+fn insert_racing_insert() {
+    loom::model(|| {
+        let heard: Heard = Default::default();
+        let c = loom::sync::Arc::new(cache(2, heard.clone()));
+        let (a, a_drops) = value(1);
+        let (b, b_drops) = value(2);
+        let t = {
+            let c = c.clone();
+            thread::spawn(move || {
+                c.insert(9, a);
+            })
+        };
+        c.insert(9, b);
+        t.join().unwrap();
+        let kept = c.get(&9).expect("one value remains").id;
+        let lost = 3 - kept;
+        assert_eq!(*heard.lock().unwrap(), vec![(lost, RemovalCause::Replaced)]);
+        assert!(a_drops.load(Ordering::SeqCst) + b_drops.load(Ordering::SeqCst) <= 1);
+        let kept_drops = if kept == 1 { &a_drops } else { &b_drops };
+        assert_eq!(
+            kept_drops.load(Ordering::SeqCst),
+            0,
+            "the kept value is alive"
+        );
+    });
+}
+
+/// Two `insert_if_absent` calls: exactly one wins and the loser gets its own
+/// value back, intact.
+#[test]
+fn insert_if_absent_racing() {
+    loom::model(|| {
+        let c = loom::sync::Arc::new(cache(2, Default::default()));
+        let (a, a_drops) = value(1);
+        let (b, _) = value(2);
+        let t = {
+            let c = c.clone();
+            thread::spawn(move || c.insert_if_absent(5, a).map_err(|back| back.id))
+        };
+        let mine = c.insert_if_absent(5, b).map_err(|back| back.id);
+        let theirs = t.join().unwrap();
+        match (mine, theirs) {
+            (Ok(()), Err(1)) => assert_eq!(c.get(&5).unwrap().id, 2),
+            (Err(2), Ok(())) => assert_eq!(c.get(&5).unwrap().id, 1),
+            other => panic!("not exactly one winner: {other:?}"),
+        }
+        assert!(a_drops.load(Ordering::SeqCst) <= 1);
+    });
+}
+
+/// Two takers: exactly one gets the value.
+#[test]
+fn take_racing_take() {
+    loom::model(|| {
+        let heard: Heard = Default::default();
+        let c = loom::sync::Arc::new(cache(2, heard.clone()));
+        c.insert(3, value(4).0);
+        let t = {
+            let c = c.clone();
+            thread::spawn(move || c.take(&3).map(|v| v.id))
+        };
+        let mine = c.take(&3).map(|v| v.id);
+        let theirs = t.join().unwrap();
+        assert_eq!(
+            u32::from(mine.is_some()) + u32::from(theirs.is_some()),
+            1,
+            "exactly one taker wins"
+        );
+        assert_eq!(mine.or(theirs), Some(4));
+        assert_eq!(*heard.lock().unwrap(), vec![(4, RemovalCause::Taken)]);
+    });
+}
+
+/// A taker and a reader: the taker always wins (nobody else takes); the
+/// reader sees the value or nothing, and after the take nothing.
+#[test]
+fn take_racing_get() {
+    loom::model(|| {
+        let c = loom::sync::Arc::new(cache(2, Default::default()));
+        c.insert(3, value(4).0);
+        let t = {
+            let c = c.clone();
+            thread::spawn(move || {
+                if let Some(v) = c.get(&3) {
+                    assert_eq!(v.id, 4);
+                }
+            })
+        };
+        assert_eq!(c.take(&3).map(|v| v.id), Some(4));
+        assert!(c.get(&3).is_none());
+        t.join().unwrap();
+    });
+}
+
+/// A reader racing an eviction in a full shard of capacity 1: the reader
+/// sees the old value intact or nothing; exactly one key stays and the
+/// other leaves once, as `Evicted`.
+#[test]
+fn get_racing_eviction() {
+    loom::model(|| {
+        let heard: Heard = Default::default();
+        let c = loom::sync::Arc::new(cache(1, heard.clone()));
+        let (old, old_drops) = value(1);
+        c.insert(1, old);
+        let t = {
+            let c = c.clone();
+            let old_drops = old_drops.clone();
+            thread::spawn(move || {
+                if let Some(v) = c.get(&1) {
+                    assert_eq!(v.id, 1);
+                    assert_eq!(old_drops.load(Ordering::SeqCst), 0, "dropped while held");
+                }
+            })
+        };
+        c.insert(2, value(2).0);
+        t.join().unwrap();
+        // LRU under a race: if the read took its stamp after the insert
+        // did, key 1 is the more recent and the new key 2 goes instead.
+        let evicted = heard.lock().unwrap().clone();
+        let kept: Vec<u8> = [1, 2].into_iter().filter(|k| c.get(k).is_some()).collect();
+        match kept.as_slice() {
+            [1] => assert_eq!(evicted, vec![(2, RemovalCause::Evicted)]),
+            [2] => assert_eq!(evicted, vec![(1, RemovalCause::Evicted)]),
+            other => panic!("capacity 1 holds exactly one key, held {other:?}"),
+        }
+    });
+}
+
+/// A reader racing an expiry sweep: an expired entry is a miss at once, a
+/// handle taken before expiry stays valid through the sweep, and the value
+/// leaves once as `Expired`.
+#[test]
+fn get_racing_expiry_sweep() {
+    loom::model(|| {
+        let heard: Heard = Default::default();
+        let clock = ManualClock::new();
+        let sink = heard.clone();
+        let c: Cache<u8, Tracked, Fixed> = Cache::builder()
+            .hasher(Fixed::default())
+            .capacity(2)
+            .shards(1)
+            .clock(clock.clone())
+            .removal_listener(move |_, v: &Arc<Tracked>, cause| {
+                sink.lock().unwrap().push((v.id, cause))
+            })
+            .build()
+            .unwrap();
+        let c = loom::sync::Arc::new(c);
+        let (v, drops) = value(6);
+        c.insert_with_ttl(1, v, std::time::Duration::from_millis(10));
+        let held = c.get(&1).expect("fresh");
+        clock.advance(std::time::Duration::from_millis(10));
+        let t = {
+            let c = c.clone();
+            thread::spawn(move || {
+                assert!(c.get(&1).is_none(), "expired is a miss at once");
+                assert_eq!(held.id, 6);
+            })
+        };
+        c.flush_expired();
+        t.join().unwrap();
+        assert_eq!(*heard.lock().unwrap(), vec![(6, RemovalCause::Expired)]);
+        assert!(drops.load(Ordering::SeqCst) <= 1);
+    });
+}
+
+/// `remove_if` (remove this object) racing a reader: once the removal has
+/// returned and the reader has seen that (through an Acquire load), the
+/// reader's lookups miss: a removed session never resumes.
+#[test]
+fn remove_if_racing_get() {
+    use loom::sync::atomic::AtomicBool;
+    loom::model(|| {
+        let c = loom::sync::Arc::new(cache(2, Default::default()));
+        let (v, _) = value(8);
+        c.insert(2, v.clone());
+        let removed = loom::sync::Arc::new(AtomicBool::new(false));
+        let t = {
+            let (c, removed) = (c.clone(), removed.clone());
+            thread::spawn(move || {
+                let before = removed.load(Ordering::Acquire);
+                let got = c.get(&2);
+                if before {
+                    assert!(got.is_none(), "resumed after remove returned");
+                }
+            })
+        };
+        assert!(c.remove_if(&2, |cur| Arc::ptr_eq(cur, &v)).is_some());
+        removed.store(true, Ordering::Release);
+        assert!(c.get(&2).is_none());
+        t.join().unwrap();
+    });
+}
