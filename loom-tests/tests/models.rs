@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use tlscache_core::{Arc, Cache, ManualClock, RemovalCause};
 
+/// What the listener heard: value ids and causes.
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<(u32, RemovalCause)>>>;
+
 /// A value that counts its drops and fails on a second one.
 struct Tracked {
     id: u32,
@@ -39,15 +42,17 @@ type Fixed = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHa
 
 /// A one-shard cache on a manual clock whose listener counts removals by
 /// value id.
-fn cache(
-    capacity: usize,
-    heard: std::sync::Arc<std::sync::Mutex<Vec<(u32, RemovalCause)>>>,
-) -> Cache<u8, Tracked, Fixed> {
+fn cache(capacity: usize, heard: Heard) -> Cache<u8, Tracked, Fixed> {
+    cache_on(capacity, heard, ManualClock::new())
+}
+
+/// [`cache`] on a clock the model keeps a handle on.
+fn cache_on(capacity: usize, heard: Heard, clock: ManualClock) -> Cache<u8, Tracked, Fixed> {
     Cache::builder()
         .hasher(Fixed::default())
         .capacity(capacity)
         .shards(1)
-        .clock(ManualClock::new())
+        .clock(clock)
         .removal_listener(move |_, v: &Arc<Tracked>, cause| {
             heard.lock().unwrap().push((v.id, cause))
         })
@@ -93,8 +98,6 @@ fn get_racing_remove() {
         assert!(drops.load(Ordering::SeqCst) <= 1);
     });
 }
-
-type Heard = std::sync::Arc<std::sync::Mutex<Vec<(u32, RemovalCause)>>>;
 
 /// Two inserts of one key with different values: exactly one value remains,
 /// the other leaves once as `Replaced`, and nothing is dropped twice.
@@ -235,17 +238,7 @@ fn get_racing_expiry_sweep() {
     loom::model(|| {
         let heard: Heard = Default::default();
         let clock = ManualClock::new();
-        let sink = heard.clone();
-        let c: Cache<u8, Tracked, Fixed> = Cache::builder()
-            .hasher(Fixed::default())
-            .capacity(2)
-            .shards(1)
-            .clock(clock.clone())
-            .removal_listener(move |_, v: &Arc<Tracked>, cause| {
-                sink.lock().unwrap().push((v.id, cause))
-            })
-            .build()
-            .unwrap();
+        let c = cache_on(2, heard.clone(), clock.clone());
         let c = loom::sync::Arc::new(c);
         let (v, drops) = value(6);
         c.insert_with_ttl(1, v, std::time::Duration::from_millis(10));
