@@ -11,6 +11,11 @@
 //! while the unbounded search of the insert races did not finish in 15
 //! minutes on this 2-core machine.
 //!
+//! "Dropped exactly once" is checked from both sides: `Tracked` counts its
+//! drops (at most once), and loom fails any execution that ends with a
+//! loom `Arc` still alive ("Arc leaked"), including handles held by nodes
+//! retired to the epoch collector (at least once).
+//!
 //! The models use a fixed-seed hasher because loom replays executions and a
 //! model must not vary between them.
 #![cfg(loom)]
