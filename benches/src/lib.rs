@@ -3,7 +3,6 @@
 //! Every engine is driven through [`Engine`] on the same pre-generated
 //! operation streams, so figures compare engines, not harnesses.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
@@ -193,11 +192,6 @@ impl<const N: usize> Hashbrown<N> {
     /// The payload for `key`, cloned like a cache's handle.
     pub fn get(&self, key: &Key) -> Option<Payload<N>> {
         self.0.get(key).cloned()
-    }
-
-    /// The hasher, for callers that want to pre-hash.
-    pub fn hasher(&self) -> &impl BuildHasher {
-        self.0.hasher()
     }
 }
 
