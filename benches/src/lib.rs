@@ -113,71 +113,55 @@ pub fn run<const N: usize>(
     hits
 }
 
-/// tlscache-core.
-pub struct Tlscache<const N: usize>(pub tlscache_core::Cache<Key, [u8; N]>);
+/// Defines an adapter: a wrapper around one engine's cache, built from a
+/// capacity, and its [`Engine`] impl. Engines differ only in their type,
+/// their constructor and the name of their remove method.
+macro_rules! adapter {
+    ($(#[$doc:meta])* $name:ident($inner:ty), |$cap:ident| $build:expr, remove: $remove:ident) => {
+        $(#[$doc])*
+        pub struct $name<const N: usize>(pub $inner);
 
-impl<const N: usize> Tlscache<N> {
-    /// A cache of `capacity` entries with default settings.
-    pub fn new(capacity: usize) -> Self {
-        Self(tlscache_core::Cache::new(capacity).expect("valid capacity"))
-    }
+        impl<const N: usize> $name<N> {
+            /// A cache of `capacity` entries with the engine's defaults.
+            pub fn new($cap: usize) -> Self {
+                Self($build)
+            }
+        }
+
+        impl<const N: usize> Engine<N> for $name<N> {
+            fn get(&self, key: &Key) -> bool {
+                self.0.get(key).is_some()
+            }
+            fn insert(&self, key: Key, value: Payload<N>) {
+                self.0.insert(key, value);
+            }
+            fn remove(&self, key: &Key) {
+                self.0.$remove(key);
+            }
+        }
+    };
 }
 
-impl<const N: usize> Engine<N> for Tlscache<N> {
-    fn get(&self, key: &Key) -> bool {
-        self.0.get(key).is_some()
-    }
-    fn insert(&self, key: Key, value: Payload<N>) {
-        self.0.insert(key, value);
-    }
-    fn remove(&self, key: &Key) {
-        self.0.remove(key);
-    }
-}
+adapter!(
+    /// tlscache-core.
+    Tlscache(tlscache_core::Cache<Key, [u8; N]>),
+    |capacity| tlscache_core::Cache::new(capacity).expect("valid capacity"),
+    remove: remove
+);
 
-/// quick_cache's sync cache.
-pub struct QuickCache<const N: usize>(pub quick_cache::sync::Cache<Key, Payload<N>>);
+adapter!(
+    /// quick_cache's sync cache.
+    QuickCache(quick_cache::sync::Cache<Key, Payload<N>>),
+    |capacity| quick_cache::sync::Cache::new(capacity),
+    remove: remove
+);
 
-impl<const N: usize> QuickCache<N> {
-    /// A cache of `capacity` entries.
-    pub fn new(capacity: usize) -> Self {
-        Self(quick_cache::sync::Cache::new(capacity))
-    }
-}
-
-impl<const N: usize> Engine<N> for QuickCache<N> {
-    fn get(&self, key: &Key) -> bool {
-        self.0.get(key).is_some()
-    }
-    fn insert(&self, key: Key, value: Payload<N>) {
-        self.0.insert(key, value);
-    }
-    fn remove(&self, key: &Key) {
-        self.0.remove(key);
-    }
-}
-
-/// moka's sync cache.
-pub struct Moka<const N: usize>(pub moka::sync::Cache<Key, Payload<N>>);
-
-impl<const N: usize> Moka<N> {
-    /// A cache of `capacity` entries.
-    pub fn new(capacity: usize) -> Self {
-        Self(moka::sync::Cache::new(capacity as u64))
-    }
-}
-
-impl<const N: usize> Engine<N> for Moka<N> {
-    fn get(&self, key: &Key) -> bool {
-        self.0.get(key).is_some()
-    }
-    fn insert(&self, key: Key, value: Payload<N>) {
-        self.0.insert(key, value);
-    }
-    fn remove(&self, key: &Key) {
-        self.0.invalidate(key);
-    }
-}
+adapter!(
+    /// moka's sync cache.
+    Moka(moka::sync::Cache<Key, Payload<N>>),
+    |capacity| moka::sync::Cache::new(capacity as u64),
+    remove: invalidate
+);
 
 /// An unsynchronised hashbrown map with the same hasher: the floor for a
 /// single-threaded lookup.
