@@ -23,6 +23,22 @@ pub const MAX_SHARDS: usize = 1 << 16;
 /// shard's lock at once, few enough that each shard's LRU stays meaningful.
 const SHARDS_PER_CORE: usize = 4;
 
+/// When an entry past its deadline leaves the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    /// An expired entry is a miss at once, and every write sweeps its
+    /// shard's due entries. The default.
+    #[default]
+    Eager,
+    /// An expired entry stays, visible to reads and counted by `len`, until
+    /// [`Cache::flush_expired`] or [`Cache::flush_expired_at`] sweeps it;
+    /// reads and writes never read the clock. This is OpenSSL's model: a
+    /// session's timeout is checked by whoever looks it up, and expired
+    /// sessions are flushed every 255 connections or on demand. The sweep
+    /// still costs O(expired).
+    OnFlush,
+}
+
 /// Settings for a [`Cache`]; see [`Cache::builder`].
 ///
 /// Every setting has a default: 20 480 entries (OpenSSL's default session
@@ -38,6 +54,7 @@ pub struct CacheBuilder<K, V, S = RandomState> {
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) max_weight: Option<u64>,
     pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) expiry: Expiry,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -59,6 +76,7 @@ impl<K, V> CacheBuilder<K, V, RandomState> {
             weigher: None,
             max_weight: None,
             listener: None,
+            expiry: Expiry::Eager,
             _types: PhantomData,
         }
     }
@@ -89,6 +107,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// call) never.
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// When expired entries leave: at once ([`Expiry::Eager`], the default)
+    /// or only when flushed ([`Expiry::OnFlush`]).
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
         self
     }
 
@@ -132,6 +157,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             weigher: self.weigher,
             max_weight: self.max_weight,
             listener: self.listener,
+            expiry: self.expiry,
             _types: PhantomData,
         }
     }

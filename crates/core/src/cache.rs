@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ahash::RandomState;
 
-use crate::builder::{split, validate, CacheBuilder};
+use crate::builder::{split, validate, CacheBuilder, Expiry};
 use crate::clock::{duration_to_nanos, Clock};
 use crate::error::BuildError;
 use crate::listener::RemovalCause;
@@ -51,6 +51,8 @@ pub struct Cache<K, V, S = RandomState> {
     clock: std::sync::Arc<dyn Clock>,
     /// Default time-to-live in nanoseconds; `NEVER` for none.
     ttl: u64,
+    /// `Expiry::Eager`: reads and writes treat an expired entry as gone.
+    eager: bool,
     config: Config<K, V>,
     max_weight: u64,
 }
@@ -100,6 +102,7 @@ where
             hasher: builder.hasher,
             clock,
             ttl: builder.ttl.map_or(NEVER, duration_to_nanos),
+            eager: builder.expiry == Expiry::Eager,
             config: Config {
                 weigher: builder.weigher,
                 listener: builder.listener,
@@ -122,6 +125,13 @@ where
         self.clock.now_nanos()
     }
 
+    /// The time expiry is judged at: now, or `None` under `Expiry::OnFlush`
+    /// (where no read or write needs the clock).
+    #[inline]
+    fn expiry_now(&self) -> Option<u64> {
+        self.eager.then(|| self.now())
+    }
+
     fn deadline(&self, now: u64, ttl: u64) -> u64 {
         if ttl == NEVER {
             NEVER
@@ -134,7 +144,8 @@ where
     ///
     /// Lock-free and allocation-free: one clock read, an epoch pin, atomic
     /// loads along one bucket chain, and on a hit the value's refcount and
-    /// an access record for the LRU. An expired entry is a miss at once.
+    /// an access record for the LRU. An expired entry is a miss at once
+    /// (under [`Expiry::OnFlush`], once a flush has swept it).
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
     where
@@ -143,7 +154,7 @@ where
     {
         let (hash, shard) = self.locate(key);
         let guard = &epoch::pin();
-        shard.get(hash, key, self.now(), guard)
+        shard.get(hash, key, self.expiry_now(), guard)
     }
 
     /// Stores `value` under `key` with the default time-to-live and returns
@@ -189,6 +200,22 @@ where
         self.insert_inner(key, value, ttl, decide)
     }
 
+    /// [`insert_if`](Self::insert_if) with an absolute deadline on the
+    /// cache's clock instead of a time-to-live: the entry expires once the
+    /// clock reaches `deadline` (`Duration::MAX`: never). A caller whose
+    /// entries carry their own expiry time (a session's creation time plus
+    /// its timeout) sets it exactly, with no clock read in between.
+    pub fn insert_if_until(
+        &self,
+        key: K,
+        value: Arc<V>,
+        deadline: Duration,
+        decide: impl FnOnce(Option<&Arc<V>>) -> bool,
+    ) -> Result<Option<Arc<V>>, Arc<V>> {
+        let deadline = duration_to_nanos(deadline);
+        self.insert_at(key, value, deadline, self.expiry_now(), decide)
+    }
+
     fn insert_inner(
         &self,
         key: K,
@@ -196,10 +223,21 @@ where
         ttl: u64,
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
-        let (hash, shard) = self.locate(&key);
-        let guard = &epoch::pin();
         let now = self.now();
         let deadline = self.deadline(now, ttl);
+        self.insert_at(key, value, deadline, self.eager.then_some(now), decide)
+    }
+
+    fn insert_at(
+        &self,
+        key: K,
+        value: Arc<V>,
+        deadline: u64,
+        now: Option<u64>,
+        decide: impl FnOnce(Option<&Arc<V>>) -> bool,
+    ) -> Result<Option<Arc<V>>, Arc<V>> {
+        let (hash, shard) = self.locate(&key);
+        let guard = &epoch::pin();
         let ctx = Ctx {
             config: &self.config,
             guard,
@@ -254,7 +292,7 @@ where
         let ctx = Ctx {
             config: &self.config,
             guard,
-            now: self.now(),
+            now: self.expiry_now(),
         };
         shard.remove(ctx, hash, key, cause, pred)
     }

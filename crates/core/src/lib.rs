@@ -53,7 +53,7 @@ mod stats;
 pub mod sync;
 mod wheel;
 
-pub use builder::{CacheBuilder, DEFAULT_CAPACITY, MAX_SHARDS};
+pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, MAX_SHARDS};
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use error::BuildError;

@@ -46,11 +46,13 @@ impl<K, V> Config<K, V> {
 
 /// What every write carries: the cache's settings, the caller's epoch
 /// guard (pinned for the whole write, listener calls included) and the
-/// clock reading the write is made at.
+/// clock reading the write is made at, or `None` when the cache expires
+/// entries only on flush (`Expiry::OnFlush`): then a write neither sweeps
+/// nor treats an expired entry as gone.
 pub(crate) struct Ctx<'a, K, V> {
     pub(crate) config: &'a Config<K, V>,
     pub(crate) guard: &'a Guard,
-    pub(crate) now: u64,
+    pub(crate) now: Option<u64>,
 }
 
 /// Counters readers bump, on their own cache line.
@@ -176,15 +178,22 @@ where
     }
 
     /// Lock-free lookup: atomic loads, one stamp from the access sequence,
-    /// one slot of the read buffer, and the value's refcount.
+    /// one slot of the read buffer, and the value's refcount. `now` of
+    /// `None` skips the expiry check (`Expiry::OnFlush`).
     #[inline]
-    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: u64, guard: &Guard) -> Option<Arc<V>>
+    pub(crate) fn get<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: Option<u64>,
+        guard: &Guard,
+    ) -> Option<Arc<V>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         match self.table(guard).find(hash, key, guard) {
-            Some(node) if !node.expired(now) => {
+            Some(node) if !now.is_some_and(|now| node.expired(now)) => {
                 let stamp = self.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
                 node.stamp.store(stamp, Ordering::Relaxed);
                 // Truncating the stamp is intended: `maintain` restores it.
@@ -291,7 +300,7 @@ where
     pub(crate) fn flush_expired(&self, config: &Config<K, V>, now: u64) {
         let guard = &epoch::pin();
         let mut w = self.begin(config, guard);
-        w.maintain(now);
+        w.maintain(Some(now));
         w.finish(config);
     }
 
@@ -347,22 +356,24 @@ where
         unsafe { ptr.as_ref() }
     }
 
-    /// The node for `key`, removing it first (as expired) if it is.
-    fn live<Q>(&mut self, hash: u64, key: &Q, now: u64) -> Option<&'g Node<K, V>>
+    /// The node for `key`, removing it first (as expired) if it is. With
+    /// `now` of `None` an expired node still counts (`Expiry::OnFlush`).
+    fn live<Q>(&mut self, hash: u64, key: &Q, now: Option<u64>) -> Option<&'g Node<K, V>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let node = self.table.find(hash, key, self.guard)?;
-        if node.expired(now) {
+        if now.is_some_and(|now| node.expired(now)) {
             self.remove(node, RemovalCause::Expired);
             return None;
         }
         Some(node)
     }
 
-    /// Applies buffered reads to the LRU and sweeps what is due at `now`.
-    fn maintain(&mut self, now: u64) {
+    /// Applies buffered reads to the LRU and sweeps what is due at `now`
+    /// (nothing when `now` is `None`).
+    fn maintain(&mut self, now: Option<u64>) {
         let seq = self.shard.hot.seq.load(Ordering::Relaxed);
         // Readers write stamp `s` to slot `s`; stamps run from one past
         // `drained` to `seq`, and only the last `READ_BUFFER` survive.
@@ -391,6 +402,9 @@ where
         }
         self.st.drained = seq;
 
+        let Some(now) = now else {
+            return;
+        };
         let mut due = Vec::new();
         let State { wheel, nodes, .. } = &mut *self.st;
         wheel.advance(now, &mut due, |slot| {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tlscache_core::{Arc, BuildError, Cache, ManualClock, RemovalCause};
+use tlscache_core::{Arc, BuildError, Cache, Expiry, ManualClock, RemovalCause};
 
 type Log = std::sync::Arc<Mutex<Vec<(u32, u32, RemovalCause)>>>;
 
@@ -454,4 +454,56 @@ fn bad_settings_are_typed_errors() {
     assert_eq!(Cache::<u32, u32>::new(1).unwrap().shard_count(), 1);
     let msg = BuildError::ShardsNotPowerOfTwo(3).to_string();
     assert!(msg.contains("power of two"), "{msg}");
+}
+
+#[test]
+fn on_flush_expiry_keeps_expired_entries_until_a_flush() {
+    let clock = ManualClock::new();
+    let log: Log = Default::default();
+    let sink = log.clone();
+    let c: Cache<u32, u32> = Cache::builder()
+        .capacity(10)
+        .shards(1)
+        .clock(clock.clone())
+        .expiry(Expiry::OnFlush)
+        .removal_listener(move |k: &u32, v: &Arc<u32>, cause| {
+            sink.lock().unwrap().push((*k, **v, cause));
+        })
+        .build()
+        .unwrap();
+    c.insert_with_ttl(1, Arc::new(10), Duration::from_secs(1));
+    clock.advance(Duration::from_secs(5));
+    // Past its deadline, but no flush yet: reads see it, writes keep it.
+    assert_eq!(c.get(&1).as_deref(), Some(&10));
+    c.insert(2, Arc::new(20));
+    assert_eq!(c.len(), 2);
+    assert!(taken(&log).is_empty());
+    // Replacing an expired entry is a replacement, not an expiry.
+    c.insert_with_ttl(1, Arc::new(11), Duration::from_secs(1));
+    assert_eq!(taken(&log), vec![(1, 10, RemovalCause::Replaced)]);
+    clock.advance(Duration::from_secs(5));
+    c.flush_expired();
+    assert_eq!(c.get(&1), None);
+    assert_eq!(taken(&log), vec![(1, 11, RemovalCause::Expired)]);
+    assert_eq!(c.len(), 1);
+}
+
+#[test]
+fn insert_if_until_sets_the_exact_deadline() {
+    let (c, clock, log) = logged(10);
+    clock.set(Duration::from_secs(100));
+    let at = Duration::from_secs(150);
+    assert_eq!(c.insert_if_until(1, Arc::new(10), at, |_| true), Ok(None));
+    c.insert_if_until(2, Arc::new(20), Duration::MAX, |_| true)
+        .unwrap();
+    c.flush_expired_at(at - Duration::from_nanos(1));
+    assert_eq!(c.get(&1).as_deref(), Some(&10));
+    c.flush_expired_at(at);
+    assert_eq!(taken(&log), vec![(1, 10, RemovalCause::Expired)]);
+    c.flush_expired_at(Duration::MAX);
+    assert_eq!(c.get(&2).as_deref(), Some(&20));
+    // A deadline already past is a miss at once under eager expiry.
+    c.insert_if_until(3, Arc::new(30), Duration::from_secs(1), |_| true)
+        .unwrap();
+    assert_eq!(c.get(&3), None);
 }
