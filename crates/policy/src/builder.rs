@@ -1,0 +1,206 @@
+//! Building a session cache: OpenSSL's defaults and their validation.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tlscache_core::{BuildError, Cache, Clock, Expiry};
+
+use crate::cache::{capacity_for, Config, External, SessionCache};
+use crate::client::{ClientStore, DEFAULT_TICKETS_PER_PEER};
+use crate::clock::{SharedClock, SystemClock};
+use crate::external::ExternalStore;
+use crate::mode::CacheMode;
+use crate::session::{Session, SessionError, SessionId, SidCtx};
+use crate::stats::{Counter, Counters};
+
+/// OpenSSL's `SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`.
+pub const DEFAULT_CACHE_SIZE: u64 = 1024 * 20;
+
+/// OpenSSL 3.0's default session timeout for TLS (`tls1_default_timeout`):
+/// two hours, in seconds.
+pub const DEFAULT_TIMEOUT: u64 = 60 * 60 * 2;
+
+/// How long an external store call may take before it counts as slow and
+/// its answer as a miss: a handshake that waited longer has lost more than a
+/// resumption saves.
+pub const DEFAULT_EXTERNAL_BUDGET: Duration = Duration::from_millis(50);
+
+/// A setting no session cache can be built or run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The session-id context is not acceptable.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The engine refused the size or shard count (for instance a cache
+    /// size smaller than the shard count).
+    #[error(transparent)]
+    Engine(#[from] BuildError),
+    /// A peer must be able to keep at least one client session.
+    #[error("tickets per peer must be at least 1")]
+    NoTicketsPerPeer,
+}
+
+/// Settings for a [`SessionCache`]; see [`SessionCache::builder`].
+///
+/// Defaults are OpenSSL 3.0's: mode [`CacheMode::SERVER`], cache size
+/// [`DEFAULT_CACHE_SIZE`], timeout [`DEFAULT_TIMEOUT`], no session-id
+/// context, no external store; and the system wall clock.
+pub struct SessionCacheBuilder {
+    mode: CacheMode,
+    cache_size: u64,
+    timeout: u64,
+    sid_ctx: Vec<u8>,
+    shards: Option<usize>,
+    clock: Option<Arc<dyn Clock>>,
+    external: Option<Arc<dyn ExternalStore>>,
+    external_budget: Duration,
+    client_peers: usize,
+    tickets_per_peer: usize,
+}
+
+impl Default for SessionCacheBuilder {
+    fn default() -> Self {
+        Self {
+            mode: CacheMode::SERVER,
+            cache_size: DEFAULT_CACHE_SIZE,
+            timeout: DEFAULT_TIMEOUT,
+            sid_ctx: Vec::new(),
+            shards: None,
+            clock: None,
+            external: None,
+            external_budget: DEFAULT_EXTERNAL_BUDGET,
+            client_peers: DEFAULT_CACHE_SIZE as usize,
+            tickets_per_peer: DEFAULT_TICKETS_PER_PEER,
+        }
+    }
+}
+
+impl SessionCacheBuilder {
+    /// The cache mode (`SSL_CTX_set_session_cache_mode`).
+    pub fn mode(mut self, mode: CacheMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The cache size (`SSL_CTX_sess_set_cache_size`); 0 is unbounded.
+    pub fn cache_size(mut self, size: u64) -> Self {
+        self.cache_size = size;
+        self
+    }
+
+    /// The timeout of new sessions in seconds (`SSL_CTX_set_timeout`); 0
+    /// means the protocol default, [`DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, seconds: u64) -> Self {
+        self.timeout = seconds;
+        self
+    }
+
+    /// The session-id context (`SSL_CTX_set_session_id_context`), at most
+    /// 32 bytes.
+    pub fn session_id_context(mut self, sid_ctx: &[u8]) -> Self {
+        self.sid_ctx = sid_ctx.to_vec();
+        self
+    }
+
+    /// The engine's shard count (a power of two, at most the cache size);
+    /// by default a few per core. One shard makes eviction exact LRU.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The time source, as time since the Unix epoch: the system clock by
+    /// default, a [`ManualClock`](tlscache_core::ManualClock) in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The external store (OpenSSL's new, get and remove callbacks).
+    pub fn external_store(mut self, store: Arc<dyn ExternalStore>) -> Self {
+        self.external = Some(store);
+        self
+    }
+
+    /// How long an external call may take before it counts as slow and a
+    /// lookup's answer as a miss; [`DEFAULT_EXTERNAL_BUDGET`] by default.
+    pub fn external_budget(mut self, budget: Duration) -> Self {
+        self.external_budget = budget;
+        self
+    }
+
+    /// How many peers the client side keeps sessions for (least recently
+    /// used peers go first).
+    pub fn client_peers(mut self, peers: usize) -> Self {
+        self.client_peers = peers;
+        self
+    }
+
+    /// How many sessions the client side keeps per peer (oldest go first).
+    pub fn tickets_per_peer(mut self, tickets: usize) -> Self {
+        self.tickets_per_peer = tickets;
+        self
+    }
+
+    /// Builds the cache, or says which setting is invalid.
+    pub fn build(self) -> Result<SessionCache, ConfigError> {
+        if self.tickets_per_peer == 0 {
+            return Err(ConfigError::NoTicketsPerPeer);
+        }
+        let sid_ctx = SidCtx::new(&self.sid_ctx)?;
+        let clock = SharedClock(self.clock.unwrap_or_else(|| Arc::new(SystemClock)));
+        let counters = Arc::new(Counters::new());
+        let external = self.external.map(|store| External {
+            store,
+            budget: self.external_budget,
+            counters: Arc::clone(&counters),
+        });
+
+        let listener_counters = Arc::clone(&counters);
+        let listener_external = external.clone();
+        let mut sessions = Cache::builder()
+            .expiry(Expiry::OnFlush)
+            .clock(clock.clone())
+            .removal_listener(move |_id: &SessionId, session: &Arc<Session>, cause| {
+                use tlscache_core::RemovalCause::{Cleared, Evicted, Expired};
+                // Removal by `remove_session` calls the remove callback
+                // itself; a replaced session leaves without one (OpenSSL's
+                // `SSL_CTX_add_session`); a taken one was used.
+                if !matches!(cause, Evicted | Expired | Cleared) {
+                    return;
+                }
+                if cause == Evicted {
+                    listener_counters.bump(Counter::CacheFull);
+                }
+                session.mark_not_resumable();
+                if let Some(external) = &listener_external {
+                    external.call(|store| store.remove_session(session));
+                }
+            });
+        sessions = match capacity_for(self.cache_size) {
+            Some(capacity) => sessions.capacity(capacity),
+            None => sessions.unbounded(),
+        };
+        if let Some(shards) = self.shards {
+            sessions = sessions.shards(shards);
+        }
+        let sessions = sessions.build()?;
+        let client = ClientStore::new(self.client_peers, self.tickets_per_peer)?;
+        Ok(SessionCache {
+            sessions,
+            client,
+            config: ArcSwap::from_pointee(Config {
+                mode: self.mode,
+                cache_size: self.cache_size,
+                timeout: self.timeout,
+                sid_ctx,
+            }),
+            setters: Mutex::new(()),
+            counters,
+            external,
+            clock,
+        })
+    }
+}

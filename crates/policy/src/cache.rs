@@ -1,0 +1,476 @@
+//! The session cache OpenSSL keeps per `SSL_CTX`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tlscache_core::Cache;
+
+use crate::builder::{ConfigError, SessionCacheBuilder, DEFAULT_TIMEOUT};
+use crate::client::ClientStore;
+use crate::clock::SharedClock;
+use crate::external::{ExternalStore, Fetched, StoreError};
+use crate::mode::CacheMode;
+use crate::session::{SessionBuilder, SessionError, SessionId, SidCtx};
+use crate::stats::{Counter, Counters, SessionStats};
+use crate::Session;
+
+/// OpenSSL flushes expired sessions when the count of finished handshakes
+/// (before the current one) has its low eight bits all set: on every 256th
+/// handshake, which its manual calls "every 255 connections".
+const AUTO_FLUSH_MASK: u64 = 0xff;
+
+/// How far in the future a session's creation time may lie and the session
+/// still resume: room for clock skew across a fleet sharing sessions.
+pub const MAX_CLOCK_SKEW: u64 = 60;
+
+/// The settings read on every operation, swapped whole when one changes.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) mode: CacheMode,
+    pub(crate) cache_size: u64,
+    pub(crate) timeout: u64,
+    pub(crate) sid_ctx: SidCtx,
+}
+
+/// The engine's entry bound for an OpenSSL cache size.
+///
+/// OpenSSL 3.0's `SSL_CTX_add_session` puts the new session in its hash,
+/// then evicts while `SSL_CTX_sess_number >= SSL_CTX_sess_get_cache_size`:
+/// the new session is already counted, so a full cache of size N holds
+/// N − 1 sessions (size 1 holds one: the loop finds no tail to evict). We
+/// keep that bound. Size 0 is unbounded.
+pub(crate) fn capacity_for(size: u64) -> Option<usize> {
+    (size != 0).then(|| usize::try_from(size.saturating_sub(1).max(1)).unwrap_or(usize::MAX))
+}
+
+/// Where in the engine's time a session's entry is flushed: the first
+/// second past `time + timeout` (OpenSSL's strict `now > calc_timeout`),
+/// or never when that overflows.
+fn flush_deadline(session: &Session) -> Duration {
+    session
+        .expires_at()
+        .and_then(|last| last.checked_add(1))
+        .map_or(Duration::MAX, Duration::from_secs)
+}
+
+/// Which end of a handshake an event comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The server: counted as `accept`, stored under [`CacheMode::SERVER`].
+    Server,
+    /// The client: counted as `connect`, stored under [`CacheMode::CLIENT`].
+    Client,
+}
+
+impl Side {
+    fn mode(self) -> CacheMode {
+        match self {
+            Side::Server => CacheMode::SERVER,
+            Side::Client => CacheMode::CLIENT,
+        }
+    }
+}
+
+/// How a handshake ended, for [`SessionCache::handshake_finished`].
+#[derive(Debug, Clone, Copy)]
+pub enum Handshake<'a> {
+    /// A full handshake made this session (and a TLS 1.3 server issuing a
+    /// ticket after a resumption reports the ticket's session this way).
+    New(&'a Arc<Session>),
+    /// A previous session was resumed.
+    Resumed,
+}
+
+/// The external store and what it needs to call it safely.
+#[derive(Clone)]
+pub(crate) struct External {
+    pub(crate) store: Arc<dyn ExternalStore>,
+    pub(crate) budget: Duration,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl External {
+    /// Runs one store call. An error or a panic is counted as an error and
+    /// becomes `None`; so does an answer slower than the budget, counted as
+    /// slow.
+    pub(crate) fn call<T>(
+        &self,
+        f: impl FnOnce(&dyn ExternalStore) -> Result<T, StoreError>,
+    ) -> Option<T> {
+        let start = Instant::now();
+        match catch_unwind(AssertUnwindSafe(|| f(&*self.store))) {
+            Ok(Ok(value)) if start.elapsed() <= self.budget => Some(value),
+            Ok(Ok(_)) => {
+                self.counters.bump(Counter::ExternalSlow);
+                None
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.counters.bump(Counter::ExternalErrors);
+                None
+            }
+        }
+    }
+}
+
+/// One session cache: what OpenSSL keeps per `SSL_CTX`, on a sharded engine
+/// whose lookups take no lock.
+///
+/// See the [crate documentation](crate) for the map from OpenSSL's
+/// functions to these methods, and where the two differ.
+pub struct SessionCache {
+    pub(crate) sessions: Cache<SessionId, Session>,
+    pub(crate) client: ClientStore,
+    pub(crate) config: ArcSwap<Config>,
+    /// Serializes setters, so the engine's bound and the configured size
+    /// change together. Readers never take it.
+    pub(crate) setters: Mutex<()>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) external: Option<External>,
+    pub(crate) clock: SharedClock,
+}
+
+impl SessionCache {
+    /// A builder with OpenSSL's defaults.
+    pub fn builder() -> SessionCacheBuilder {
+        SessionCacheBuilder::default()
+    }
+
+    // ---- configuration -------------------------------------------------
+
+    /// `SSL_CTX_get_session_cache_mode`: the mode, every bit as set.
+    pub fn mode(&self) -> CacheMode {
+        self.config.load().mode
+    }
+
+    /// `SSL_CTX_set_session_cache_mode`: sets the mode and returns the
+    /// previous one. Takes effect for operations that start afterwards.
+    pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
+        self.update(|c| std::mem::replace(&mut c.mode, mode))
+    }
+
+    /// `SSL_CTX_sess_get_cache_size`.
+    pub fn cache_size(&self) -> u64 {
+        self.config.load().cache_size
+    }
+
+    /// `SSL_CTX_sess_set_cache_size`: sets the size (0: unbounded) and
+    /// returns the previous one. A smaller size evicts at once, shard by
+    /// shard, while lookups carry on; each eviction counts as `cache_full`.
+    ///
+    /// Fails, changing nothing, if the engine cannot hold the size (a size
+    /// below the shard count).
+    pub fn set_cache_size(&self, size: u64) -> Result<u64, ConfigError> {
+        let _setting = self.setters.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sessions.set_capacity(capacity_for(size))?;
+        let mut config = Config::clone(&self.config.load());
+        let previous = std::mem::replace(&mut config.cache_size, size);
+        self.config.store(Arc::new(config));
+        Ok(previous)
+    }
+
+    /// `SSL_CTX_get_timeout`: the timeout given to new sessions, in seconds.
+    pub fn timeout(&self) -> u64 {
+        self.config.load().timeout
+    }
+
+    /// `SSL_CTX_set_timeout`: sets the timeout of sessions made from now on
+    /// (0: the protocol default, [`DEFAULT_TIMEOUT`]) and returns the
+    /// previous one. Sessions already made keep theirs.
+    pub fn set_timeout(&self, seconds: u64) -> u64 {
+        self.update(|c| std::mem::replace(&mut c.timeout, seconds))
+    }
+
+    /// The session-id context new sessions get.
+    pub fn session_id_context(&self) -> SidCtx {
+        self.config.load().sid_ctx
+    }
+
+    /// `SSL_CTX_set_session_id_context`; more than 32 bytes is an error and
+    /// changes nothing.
+    pub fn set_session_id_context(&self, sid_ctx: &[u8]) -> Result<(), SessionError> {
+        let sid_ctx = SidCtx::new(sid_ctx)?;
+        self.update(|c| c.sid_ctx = sid_ctx);
+        Ok(())
+    }
+
+    fn update<T>(&self, change: impl FnOnce(&mut Config) -> T) -> T {
+        let _setting = self.setters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut config = Config::clone(&self.config.load());
+        let out = change(&mut config);
+        self.config.store(Arc::new(config));
+        out
+    }
+
+    // ---- the cache -----------------------------------------------------
+
+    /// A builder for a session made now in this cache's context, with its
+    /// timeout: what `ssl_get_new_session` fills in.
+    pub fn session_builder(&self, id: &[u8], state: impl Into<Vec<u8>>) -> SessionBuilder {
+        let config = self.config.load();
+        let timeout = match config.timeout {
+            0 => DEFAULT_TIMEOUT,
+            t => t,
+        };
+        Session::builder(id, state)
+            .sid_ctx(config.sid_ctx.as_bytes())
+            .time(self.clock.secs())
+            .timeout(timeout)
+    }
+
+    /// `SSL_CTX_add_session`: stores `session` under its id.
+    ///
+    /// Returns `true` if it was stored. The identical object (the same
+    /// `Arc` allocation) again is a no-op returning `false`; a different
+    /// object with the same id replaces the old one, which leaves without
+    /// the remove callback, as in OpenSSL. A full shard first evicts its
+    /// least recently used session (counted as `cache_full`, marked
+    /// non-resumable, reported to the external store's remove). Works in
+    /// every mode. One shard lock; O(1).
+    pub fn add_session(&self, session: &Arc<Session>) -> bool {
+        let fresh =
+            |current: Option<&Arc<Session>>| !current.is_some_and(|c| Arc::ptr_eq(c, session));
+        self.sessions
+            .insert_if_until(
+                *session.id(),
+                Arc::clone(session),
+                flush_deadline(session),
+                fresh,
+            )
+            .is_ok()
+    }
+
+    /// `SSL_CTX_remove_session`: removes whatever session is cached under
+    /// `session`'s id, marks `session` non-resumable and tells the external
+    /// store (always, as OpenSSL calls its remove callback whether or not
+    /// the id was cached). Returns `false` when nothing with that id was
+    /// cached.
+    ///
+    /// Once this returns, no lookup resumes `session`.
+    pub fn remove_session(&self, session: &Arc<Session>) -> bool {
+        let removed = self.sessions.remove(session.id()).is_some();
+        session.mark_not_resumable();
+        if let Some(external) = &self.external {
+            external.call(|store| store.remove_session(session));
+        }
+        removed
+    }
+
+    /// Server resumption, as `ssl_get_prev_session` does it with the cache:
+    /// the session to resume for session id `id` offered in a connection
+    /// whose session-id context is `sid_ctx`, or `None` for a full
+    /// handshake.
+    ///
+    /// The internal cache first (lock-free) unless
+    /// [`CacheMode::NO_INTERNAL_LOOKUP`], counting a miss there; then the
+    /// external store, whose hit counts as `cb_hits` and is copied into the
+    /// internal cache unless [`CacheMode::NO_INTERNAL_STORE`]. A session
+    /// from another context does not resume (uncounted, as in OpenSSL); an
+    /// expired one counts as a timeout and is removed. A usable session
+    /// counts as a hit.
+    ///
+    /// An empty or oversized `id` is never looked up and counts nothing
+    /// (OpenSSL does not look up an empty id; the wire format forbids more
+    /// than 32 bytes). A session created more than [`MAX_CLOCK_SKEW`]
+    /// seconds in the future does not resume.
+    pub fn lookup(&self, id: &[u8], sid_ctx: &[u8]) -> Option<Arc<Session>> {
+        let id = SessionId::new(id).ok()?;
+        let mode = self.config.load().mode;
+        let mut found = None;
+        if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            found = self.sessions.get(&id);
+            if found.is_none() {
+                self.counters.bump(Counter::Misses);
+            }
+        }
+        if found.is_none() {
+            let session = self.fetch(&id, |store| store.get_session(&id))?;
+            if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
+                // Either answer lets the resumption go on, as in OpenSSL.
+                self.add_session(&session);
+            }
+            found = Some(session);
+        }
+        self.judge(found?, sid_ctx, true)
+    }
+
+    /// Single-use resumption for TLS 1.3 stateful tickets and 0-RTT
+    /// anti-replay: like [`lookup`](Self::lookup), but the session leaves
+    /// the cache as it is found, so among any number of racing handshakes
+    /// at most one resumes it.
+    ///
+    /// With an external store the store decides: the session resumes only
+    /// if the store's atomic [`take_session`](ExternalStore::take_session)
+    /// also yields it (so a ticket used on another server sharing the store
+    /// does not resume here), and a store error means no resumption. A
+    /// taken session is never copied into the internal cache. A session
+    /// from another context is consumed all the same.
+    pub fn lookup_once(&self, id: &[u8], sid_ctx: &[u8]) -> Option<Arc<Session>> {
+        let id = SessionId::new(id).ok()?;
+        let mode = self.config.load().mode;
+        let mut found = None;
+        if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            found = self.sessions.take(&id);
+            if found.is_none() {
+                self.counters.bump(Counter::Misses);
+            }
+        }
+        if self.external.is_some() {
+            let remote = self.fetch(&id, |store| store.take_session(&id));
+            match (&found, remote) {
+                (Some(_), None) => return None,
+                (Some(_), Some(_)) => {}
+                (None, remote) => found = remote,
+            }
+        }
+        self.judge(found?, sid_ctx, false)
+    }
+
+    /// An external store's answer for `id`, counted as a callback hit when
+    /// it is a resumable session with that id.
+    fn fetch(
+        &self,
+        id: &SessionId,
+        call: impl FnOnce(&dyn ExternalStore) -> Result<Option<Fetched>, StoreError>,
+    ) -> Option<Arc<Session>> {
+        let external = self.external.as_ref()?;
+        let session = external.call(call)??.into_arc();
+        if session.id() != id {
+            // A store that answers for another id is broken; never resume
+            // what it says.
+            self.counters.bump(Counter::ExternalErrors);
+            return None;
+        }
+        if !session.is_resumable() {
+            return None;
+        }
+        self.counters.bump(Counter::CbHits);
+        Some(session)
+    }
+
+    /// The checks `ssl_get_prev_session` makes after finding a session.
+    fn judge(
+        &self,
+        session: Arc<Session>,
+        sid_ctx: &[u8],
+        remove_expired: bool,
+    ) -> Option<Arc<Session>> {
+        if session.sid_ctx().as_bytes() != sid_ctx {
+            return None;
+        }
+        let now = self.clock.secs();
+        if session.is_expired(now) {
+            self.counters.bump(Counter::Timeouts);
+            if remove_expired {
+                self.remove_session(&session);
+            }
+            return None;
+        }
+        if session.time() > now.saturating_add(MAX_CLOCK_SKEW) || !session.is_resumable() {
+            return None;
+        }
+        self.counters.bump(Counter::Hits);
+        Some(session)
+    }
+
+    // ---- handshakes ----------------------------------------------------
+
+    /// A handshake began: counts `accept` (server) or `connect` (client).
+    pub fn handshake_started(&self, side: Side) {
+        self.counters.bump(match side {
+            Side::Server => Counter::Accept,
+            Side::Client => Counter::Connect,
+        });
+    }
+
+    /// A handshake finished: what OpenSSL's `ssl_update_cache` and the end
+    /// of `tls_finish_handshake` do.
+    ///
+    /// For a [`Handshake::New`] session, if the mode enables `side`: store
+    /// it internally unless [`CacheMode::NO_INTERNAL_STORE`] (a client
+    /// session with a [peer](Session::peer) goes to that peer's list, see
+    /// [`client_session`](Self::client_session)), then hand it to the
+    /// external store's `new_session`. A resumed client handshake counts a
+    /// hit. Then `accept_good` or `connect_good` counts it, and if the
+    /// count before it had its low eight bits set, the mode includes `side`
+    /// and not [`CacheMode::NO_AUTO_CLEAR`], expired sessions are flushed:
+    /// on every 256th handshake, at O(expired).
+    pub fn handshake_finished(&self, side: Side, outcome: Handshake<'_>) {
+        let mode = self.config.load().mode;
+        match outcome {
+            Handshake::New(session) if mode.intersects(side.mode()) => {
+                if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
+                    match (side, session.peer()) {
+                        (Side::Client, Some(peer)) => self.client.put(peer, Arc::clone(session)),
+                        _ => {
+                            self.add_session(session);
+                        }
+                    }
+                }
+                if let Some(external) = &self.external {
+                    external.call(|store| store.new_session(session));
+                }
+            }
+            Handshake::New(_) => {}
+            Handshake::Resumed => {
+                if side == Side::Client {
+                    self.counters.bump(Counter::Hits);
+                }
+            }
+        }
+        let before = self.counters.finished(side == Side::Server);
+        if !mode.contains(CacheMode::NO_AUTO_CLEAR)
+            && mode.contains(side.mode())
+            && before & AUTO_FLUSH_MASK == AUTO_FLUSH_MASK
+        {
+            self.flush_sessions(self.clock.secs());
+        }
+    }
+
+    /// The client side: `peer`'s newest session that is still resumable and
+    /// unexpired, handed out once (TLS 1.3 tickets are single-use). Spent
+    /// or expired sessions met on the way are dropped.
+    pub fn client_session(&self, peer: &[u8]) -> Option<Arc<Session>> {
+        self.client.take(peer, self.clock.secs())
+    }
+
+    // ---- flushing and counters -----------------------------------------
+
+    /// `SSL_CTX_flush_sessions`: removes every session that has timed out
+    /// at `now` (seconds since the epoch: past `time + timeout`), marking
+    /// each non-resumable and reporting it to the external store's remove.
+    /// `now` of 0 removes every session, client sessions included. Costs
+    /// O(expired) per shard, not O(sessions).
+    pub fn flush_sessions(&self, now: u64) {
+        if now == 0 {
+            self.sessions.clear();
+            self.client.clear();
+        } else {
+            self.sessions.flush_expired_at(Duration::from_secs(now));
+        }
+    }
+
+    /// `SSL_CTX_sess_number`: sessions in the internal cache, including
+    /// expired ones not yet flushed.
+    pub fn sess_number(&self) -> u64 {
+        self.sessions.len()
+    }
+
+    /// Every counter at once (each read without a lock; counts in flight
+    /// may or may not show).
+    pub fn stats(&self) -> SessionStats {
+        self.counters
+            .snapshot(self.sessions.len(), self.client.peers())
+    }
+}
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("config", &**self.config.load())
+            .field("sessions", &self.sessions.len())
+            .field("external", &self.external.is_some())
+            .finish_non_exhaustive()
+    }
+}
