@@ -1,0 +1,161 @@
+//! Many threads at once: add, remove, lookup, single-use lookup and flush
+//! racing, then the invariants checked.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::{await_count, cache_with, T0};
+use rand::{Rng, SeedableRng};
+use tlscache_policy::{Handshake, Session, SessionCache, Side};
+
+const THREADS: usize = 8;
+
+fn id_of(n: u32) -> [u8; 32] {
+    let mut id = [0xab; 32];
+    id[..4].copy_from_slice(&n.to_le_bytes());
+    id
+}
+
+/// Random operations on a small id space from eight threads; afterwards
+/// the cache is dropped and every session must be held by its creator
+/// alone: no reference lost, none leaked.
+#[test]
+fn refcounts_balance_under_racing_operations() {
+    let (c, clock) = cache_with(SessionCache::builder().cache_size(48));
+    let made: Vec<Vec<Arc<Session>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let c = &c;
+                let clock = &clock;
+                scope.spawn(move || {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
+                    let mut made = Vec::new();
+                    for _ in 0..20_000 {
+                        let n = rng.gen_range(0..64u32);
+                        match rng.gen_range(0..100) {
+                            0..=24 => {
+                                let s = Arc::new(
+                                    c.session_builder(&id_of(n), vec![n as u8; 64])
+                                        .timeout(rng.gen_range(1..20))
+                                        .build()
+                                        .unwrap(),
+                                );
+                                if rng.gen_bool(0.5) {
+                                    c.add_session(&s);
+                                } else {
+                                    c.handshake_finished(Side::Server, Handshake::New(&s));
+                                }
+                                made.push(s);
+                            }
+                            25..=34 => {
+                                if let Some(s) = made.get(rng.gen_range(0..made.len().max(1))) {
+                                    c.remove_session(s);
+                                }
+                            }
+                            35..=39 => {
+                                c.lookup_once(&id_of(n), b"");
+                            }
+                            40 => clock.advance(Duration::from_secs(1)),
+                            41 => c.flush_sessions(T0 + rng.gen_range(0..30)),
+                            _ => {
+                                if let Some(s) = c.lookup(&id_of(n), b"") {
+                                    assert_eq!(s.state()[0], n as u8);
+                                }
+                            }
+                        }
+                    }
+                    made
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(c.sess_number() <= 47, "a full cache of size 48 holds 47");
+    drop(c);
+    for s in made.iter().flatten() {
+        await_count(s, 1);
+    }
+}
+
+/// Once `remove_session` has returned, no lookup that starts afterwards
+/// resumes the removed session, while readers race the remover.
+#[test]
+fn no_session_resumes_after_its_removal_returned() {
+    const ROUNDS: u32 = 500;
+    let (c, _) = cache_with(SessionCache::builder());
+    let removed: Vec<AtomicBool> = (0..ROUNDS).map(|_| AtomicBool::new(false)).collect();
+    let current = AtomicUsize::new(0);
+    let violations = AtomicUsize::new(0);
+    let checked = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for r in 0..ROUNDS {
+                let s = Arc::new(c.session_builder(&id_of(r), vec![1]).build().unwrap());
+                c.add_session(&s);
+                current.store(r as usize, Ordering::Release);
+                std::thread::yield_now();
+                c.remove_session(&s);
+                // Release pairs with the readers' Acquire: a reader that sees
+                // the flag started its lookup after the removal returned.
+                removed[r as usize].store(true, Ordering::Release);
+            }
+            current.store(usize::MAX, Ordering::Release);
+        });
+        // Readers that spin would starve the remover on a small machine;
+        // three, yielding after each lookup, keep it moving.
+        for _ in 0..3 {
+            scope.spawn(|| loop {
+                let r = current.load(Ordering::Acquire);
+                if r == usize::MAX {
+                    break;
+                }
+                let done = removed[r].load(Ordering::Acquire);
+                let got = c.lookup(&id_of(r as u32), b"");
+                if done {
+                    checked.fetch_add(1, Ordering::Relaxed);
+                    if got.is_some() {
+                        violations.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                std::thread::yield_now();
+            });
+        }
+    });
+    assert_eq!(violations.load(Ordering::Relaxed), 0);
+    assert!(checked.load(Ordering::Relaxed) > 0, "the check ran");
+}
+
+/// Eight handshakes race for each single-use ticket: exactly one resumes.
+#[test]
+fn a_single_use_ticket_resumes_once_among_eight_racers() {
+    const ROUNDS: u32 = 500;
+    let (c, _) = cache_with(SessionCache::builder());
+    let barrier = Barrier::new(THREADS + 1);
+    let winners: Vec<AtomicUsize> = (0..ROUNDS).map(|_| AtomicUsize::new(0)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                for r in 0..ROUNDS {
+                    barrier.wait();
+                    if c.lookup_once(&id_of(r), b"").is_some() {
+                        winners[r as usize].fetch_add(1, Ordering::Relaxed);
+                    }
+                    barrier.wait();
+                }
+            });
+        }
+        for r in 0..ROUNDS {
+            let s = Arc::new(c.session_builder(&id_of(r), vec![1]).build().unwrap());
+            c.add_session(&s);
+            barrier.wait();
+            barrier.wait();
+        }
+    });
+    for (r, w) in winners.iter().enumerate() {
+        assert_eq!(w.load(Ordering::Relaxed), 1, "round {r}");
+    }
+    assert_eq!(c.stats().hits, u64::from(ROUNDS));
+}
