@@ -60,8 +60,3 @@ pub use error::BuildError;
 pub use listener::RemovalCause;
 pub use stats::CacheStats;
 pub use sync::Arc;
-
-/// The README's embedding example, compiled and run as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

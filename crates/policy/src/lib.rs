@@ -1,6 +1,105 @@
 //! tlscache-policy: OpenSSL's session-cache contract on tlscache-core.
 //!
-//! TODO docs
+//! One [`SessionCache`] is the session cache OpenSSL keeps per `SSL_CTX`:
+//! the same modes, return values, callbacks, auto flush and counters, on a
+//! sharded engine whose lookups take no lock. The contract comes from the
+//! manual pages `SSL_CTX_add_session(3)` and
+//! `SSL_CTX_set_session_cache_mode(3)`; where they are silent or disagree
+//! with the code, this crate follows OpenSSL 3.0's `ssl/ssl_sess.c` and
+//! `ssl/ssl_lib.c`.
+//!
+//! # OpenSSL to tlscache
+//!
+//! | OpenSSL | here |
+//! | --- | --- |
+//! | `SSL_SESSION` (refcounted) | `Arc<`[`Session`]`>` |
+//! | `SSL_CTX_add_session` | [`SessionCache::add_session`] |
+//! | `SSL_CTX_remove_session` | [`SessionCache::remove_session`] |
+//! | `SSL_CTX_set_session_cache_mode` / `_get_` | [`SessionCache::set_mode`] / [`SessionCache::mode`] |
+//! | `SSL_SESS_CACHE_OFF`, `_CLIENT`, `_SERVER`, `_BOTH` | [`CacheMode::OFF`], [`CacheMode::CLIENT`], [`CacheMode::SERVER`], [`CacheMode::BOTH`] |
+//! | `SSL_SESS_CACHE_NO_AUTO_CLEAR` | [`CacheMode::NO_AUTO_CLEAR`] |
+//! | `SSL_SESS_CACHE_NO_INTERNAL_LOOKUP`, `_STORE`, `_NO_INTERNAL` | [`CacheMode::NO_INTERNAL_LOOKUP`], [`CacheMode::NO_INTERNAL_STORE`], [`CacheMode::NO_INTERNAL`] |
+//! | `SSL_CTX_sess_set_cache_size` / `_get_` | [`SessionCache::set_cache_size`] / [`SessionCache::cache_size`] |
+//! | `SSL_CTX_set_timeout` / `_get_` | [`SessionCache::set_timeout`] / [`SessionCache::timeout`] |
+//! | `SSL_CTX_set_session_id_context` | [`SessionCache::set_session_id_context`] |
+//! | `SSL_CTX_sess_set_new_cb`, `_get_cb`, `_remove_cb` | [`ExternalStore::new_session`], [`ExternalStore::get_session`], [`ExternalStore::remove_session`] |
+//! | the get callback's `int *copy` | [`Fetched::Shared`] (`1`) / [`Fetched::Owned`] (`0`) |
+//! | `ssl_get_prev_session` + `lookup_sess_in_cache` | [`SessionCache::lookup`] |
+//! | stateful TLS 1.3 tickets with anti-replay | [`SessionCache::lookup_once`] |
+//! | `ssl_get_new_session` (context, timeout, time) | [`SessionCache::session_builder`] |
+//! | `ssl_update_cache` + `tls_finish_handshake` | [`SessionCache::handshake_finished`] |
+//! | `sess_accept`, `sess_connect` at handshake start | [`SessionCache::handshake_started`] |
+//! | `SSL_CTX_flush_sessions` | [`SessionCache::flush_sessions`] |
+//! | `SSL_CTX_sess_number`, `_connect`, `_connect_good`, `_accept`, `_accept_good`, `_hits`, `_cb_hits`, `_misses`, `_timeouts`, `_cache_full` | [`SessionCache::stats`] ([`SessionStats`]); [`SessionCache::sess_number`] |
+//! | `SSL_set_session` on the client (the application picks) | [`SessionCache::client_session`] (per peer, each once) |
+//!
+//! # Where this cache differs from OpenSSL 3.0
+//!
+//! - **Eviction.** OpenSSL keeps its list ordered by expiry and evicts the
+//!   session that expires soonest. Here each shard evicts its least
+//!   recently used session, and the size bound is split evenly over the
+//!   shards, so a shard can evict while others have room. With one shard
+//!   ([`SessionCacheBuilder::shards`]) the bound is exactly OpenSSL's.
+//! - **Size.** OpenSSL 3.0 evicts while `sess_number >= cache_size` after
+//!   counting the new session, so a full cache of size N holds N − 1
+//!   sessions (size 1 holds one). We keep that bound. A smaller size evicts
+//!   at once rather than on the next add, and every eviction counts as
+//!   `cache_full`.
+//! - **Removal is final.** A lookup returns nothing that
+//!   [`remove_session`](SessionCache::remove_session) has marked, even if
+//!   it found the session a moment before the removal.
+//! - **Sessions from the future.** A session created more than
+//!   [`MAX_CLOCK_SKEW`] seconds ahead of the clock does not resume; OpenSSL
+//!   does not check.
+//! - **A failing store.** An error, panic or answer slower than the
+//!   external budget is counted and treated as a miss.
+//! - **Client sessions** with a [peer](Session::peer) are kept in a
+//!   per-peer list, not the id-keyed cache: [`SessionStats::number`] does
+//!   not count them, and [`flush_sessions`](SessionCache::flush_sessions)
+//!   with a nonzero time leaves them to be skipped when handed out.
+//! - **Mode bits** this crate gives no meaning (OpenSSL 3.0's
+//!   `SSL_SESS_CACHE_UPDATE_TIME`, 0x400, among them) are kept and
+//!   reported back, and change nothing.
+//!
+//! Expired sessions stay in the cache, counted by
+//! [`sess_number`](SessionCache::sess_number), until a lookup finds them
+//! (a timeout) or a flush removes them, as in OpenSSL; the flush, every
+//! 256th handshake or on demand, costs O(expired), not O(sessions).
+//!
+//! # A proxy wiring a cache
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tlscache_policy::{CacheMode, Handshake, SessionCache, Side};
+//!
+//! let cache = SessionCache::builder()
+//!     .mode(CacheMode::SERVER)
+//!     .cache_size(20_480)
+//!     .timeout(300)
+//!     .session_id_context(b"frontend-443")
+//!     .build()?;
+//!
+//! // A ClientHello offers a session id: resume or do a full handshake.
+//! let offered = [7u8; 32];
+//! cache.handshake_started(Side::Server);
+//! match cache.lookup(&offered, b"frontend-443") {
+//!     Some(session) => {
+//!         let _resume_from: &[u8] = session.state();
+//!         cache.handshake_finished(Side::Server, Handshake::Resumed);
+//!     }
+//!     None => {
+//!         // Full handshake; the TLS stack hands us the new session's state.
+//!         let session = Arc::new(cache.session_builder(&offered, b"master secret".to_vec()).build()?);
+//!         cache.handshake_finished(Side::Server, Handshake::New(&session));
+//!     }
+//! }
+//!
+//! // The next connection with that id resumes.
+//! assert!(cache.lookup(&offered, b"frontend-443").is_some());
+//! let stats = cache.stats();
+//! assert_eq!((stats.hits, stats.misses, stats.accept_good), (1, 1, 1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -26,3 +125,9 @@ pub use session::{
     MAX_SESSION_ID_LEN, MAX_SID_CTX_LEN, SESSION_DEFAULT_TIMEOUT,
 };
 pub use stats::SessionStats;
+
+/// The README's examples (the core's and this crate's), compiled and run
+/// as doctests here, where both crates are in scope.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

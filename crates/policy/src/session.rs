@@ -271,7 +271,7 @@ impl fmt::Debug for Session {
 /// Settings for a new [`Session`]. Defaults: TLS 1.2, no session-id
 /// context, created now, [`SESSION_DEFAULT_TIMEOUT`] (OpenSSL's
 /// `SSL_SESSION_new`), no peer. A cache's
-/// [`new_session`](crate::SessionCache::new_session) starts from the
+/// [`session_builder`](crate::SessionCache::session_builder) starts from the
 /// cache's context and timeout instead, as `ssl_get_new_session` does.
 pub struct SessionBuilder {
     id: Vec<u8>,
