@@ -127,30 +127,59 @@ impl<K: 'static, V: 'static> Table<K, V> {
         shared
     }
 
+    /// Puts `node` in `old`'s place in its chain, in one store, and returns
+    /// it. A reader walking the chain sees `old` or `node` there, never a
+    /// chain without the key (linking at the head and then unlinking `old`
+    /// would let a reader already past the head miss both). Caller holds
+    /// the shard lock and must retire `old` afterwards.
+    pub(crate) fn replace<'g>(
+        &'g self,
+        old: &Node<K, V>,
+        node: Owned<Node<K, V>>,
+        guard: &'g Guard,
+    ) -> Shared<'g, Node<K, V>> {
+        let Some(link) = self.link_to(old, guard) else {
+            debug_assert!(false, "replacing a node that is not in the table");
+            return self.link(node, guard);
+        };
+        node.next
+            .store(old.next.load(Ordering::Relaxed, guard), Ordering::Relaxed);
+        let shared = node.into_shared(guard);
+        // Release: publishes the node's fields to readers' Acquire loads.
+        link.store(shared, Ordering::Release);
+        shared
+    }
+
     /// Unlinks `node` from its bucket. Caller holds the shard lock and must
     /// retire the node afterwards.
     pub(crate) fn unlink(&self, node: &Node<K, V>, guard: &Guard) {
+        let Some(link) = self.link_to(node, guard) else {
+            debug_assert!(false, "unlinking a node that is not in the table");
+            return;
+        };
+        // Release: a reader that reaches the successor through this link
+        // sees it initialised (it already was; this keeps the publication
+        // chain unbroken).
+        link.store(node.next.load(Ordering::Relaxed, guard), Ordering::Release);
+    }
+
+    /// The link (bucket or `next` field) that points at `node`, if it is in
+    /// the table. Caller holds the shard lock.
+    fn link_to<'g>(
+        &'g self,
+        node: &Node<K, V>,
+        guard: &'g Guard,
+    ) -> Option<&'g Atomic<Node<K, V>>> {
         let target: *const Node<K, V> = node;
-        let after = node.next.load(Ordering::Relaxed, guard);
         let mut link = self.bucket(u64::from(node.hash));
         loop {
             let cur = link.load(Ordering::Relaxed, guard);
             if cur.as_raw() == target {
-                // Release: a reader that reaches `after` through this link
-                // sees it initialised (it already was; this keeps the
-                // publication chain unbroken).
-                link.store(after, Ordering::Release);
-                return;
+                return Some(link);
             }
             // SAFETY: under the shard lock no node of this table is freed,
-            // and the chain holds `node`, so the walk ends before null.
-            match unsafe { cur.as_ref() } {
-                Some(n) => link = &n.next,
-                None => {
-                    debug_assert!(false, "unlinking a node that is not in the table");
-                    return;
-                }
-            }
+            // so every node of the chain outlives `guard`.
+            link = &unsafe { cur.as_ref() }?.next;
         }
     }
 

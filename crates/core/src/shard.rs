@@ -256,11 +256,15 @@ where
             }
             return Ok(previous);
         }
-        // Link the new node before unlinking the old one, so a reader of
-        // this key always finds one of them.
-        w.add(hash, key, value, deadline, weight);
+        // A replacement takes the old node's place in its chain in one
+        // store, so a reader of this key finds one or the other wherever it
+        // stands in the chain.
+        w.add(hash, key, value, deadline, weight, existing);
         if let Some(old) = existing {
-            w.remove(old, RemovalCause::Replaced);
+            if old.deadline != NEVER {
+                w.st.wheel.cancel(old.slot);
+            }
+            w.retire(old, RemovalCause::Replaced);
         }
         w.grow_index();
         w.evict();
@@ -384,10 +388,13 @@ where
             let Some(slot) = (entry as u32).checked_sub(1) else {
                 continue;
             };
-            // The entry holds its stamp's low half; the stamp is within
-            // 2^32 of `seq`, so the difference of low halves restores it.
-            let behind = (seq as u32).wrapping_sub((entry >> 32) as u32);
-            let stamp = seq - u64::from(behind);
+            // The entry holds its stamp's low half. The stamp is within
+            // 2^31 of `seq` either way: behind it, or ahead of it when a
+            // reader took its stamp after `seq` was loaded and its slot
+            // wrapped onto one being drained. The signed difference of low
+            // halves restores it.
+            let ahead = ((entry >> 32) as u32).wrapping_sub(seq as u32) as i32;
+            let stamp = seq.saturating_add_signed(i64::from(ahead));
             // No node is read: a slot freed since is skipped, and a slot
             // reused since holds a node inserted after this stamp was
             // taken, which `touch` (newer stamps only) leaves in place.
@@ -419,11 +426,24 @@ where
         }
     }
 
-    fn add(&mut self, hash: u64, key: K, value: Arc<V>, deadline: u64, weight: u64) {
+    /// Links a new node for `key`: in `replacing`'s place when given (the
+    /// caller then retires `replacing`), else at its bucket's head.
+    fn add(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: Arc<V>,
+        deadline: u64,
+        weight: u64,
+        replacing: Option<&'g Node<K, V>>,
+    ) {
         let slot = self.alloc_slot();
         let stamp = self.shard.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let node = Owned::new(Node::new(key, value, hash, deadline, stamp, slot));
-        let shared = self.table.link(node, self.guard);
+        let shared = match replacing {
+            Some(old) => self.table.replace(old, node, self.guard),
+            None => self.table.link(node, self.guard),
+        };
         let st = &mut *self.st;
         st.nodes[slot as usize] = shared.as_raw();
         st.lru.insert(slot, stamp);
@@ -476,6 +496,12 @@ where
     /// link is the caller's (`advance` has already dropped it).
     fn unlink(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
         self.table.unlink(node, self.guard);
+        self.retire(node, cause);
+    }
+
+    /// Takes `node`, already out of the index, out of the LRU and slab and
+    /// retires it.
+    fn retire(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
         let st = &mut *self.st;
         st.lru.remove(node.slot);
         st.nodes[node.slot as usize] = std::ptr::null();

@@ -149,3 +149,37 @@ fn mixed_operations_on_eight_threads() {
         "every value dropped exactly once"
     );
 }
+
+/// Readers hammering one shard while a writer replaces its keys. Two races
+/// this caught: a reader may take its access stamp after the writer read
+/// the access sequence and land in a slot the writer is draining (the drain
+/// must place that stamp ahead of the sequence, not wrap it around, which
+/// overflowed in debug builds); and a reader already past a chain's head
+/// must still find a key whose node is being replaced (every get here must
+/// hit).
+#[test]
+fn reads_racing_the_buffer_drain_keep_their_stamps() {
+    let cache: Cache<u64, u64> = Cache::builder().capacity(64).shards(1).build().unwrap();
+    for k in 0..8 {
+        cache.insert(k, Arc::new(k));
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for t in 0..3u64 {
+            let cache = &cache;
+            let stop = &stop;
+            scope.spawn(move || {
+                let mut k = t;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(cache.get(&(k % 8)).as_deref(), Some(&(k % 8)));
+                    k += 1;
+                }
+            });
+        }
+        for round in 0..200_000u64 {
+            cache.insert(round % 8, Arc::new(round % 8));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(cache.len(), 8);
+}

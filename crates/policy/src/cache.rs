@@ -270,6 +270,9 @@ impl SessionCache {
     /// expired one counts as a timeout and is removed. A usable session
     /// counts as a hit.
     ///
+    /// The protocol version check `ssl_get_prev_session` also makes is the
+    /// TLS stack's: compare [`Session::version`] with the negotiated one.
+    ///
     /// An empty or oversized `id` is never looked up and counts nothing
     /// (OpenSSL does not look up an empty id; the wire format forbids more
     /// than 32 bytes). A session created more than [`MAX_CLOCK_SKEW`]

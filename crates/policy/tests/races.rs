@@ -81,17 +81,27 @@ fn refcounts_balance_under_racing_operations() {
 }
 
 /// Once `remove_session` has returned, no lookup that starts afterwards
-/// resumes the removed session, while readers race the remover.
+/// resumes the removed session, while readers race the remover. Each round
+/// waits until a reader has looked the id up after seeing the removal, so
+/// every round is checked.
 #[test]
 fn no_session_resumes_after_its_removal_returned() {
-    const ROUNDS: u32 = 500;
+    const ROUNDS: u32 = 300;
+    /// Tells the readers to stop even if the remover panics.
+    struct Stop<'a>(&'a AtomicUsize);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(usize::MAX, Ordering::Release);
+        }
+    }
     let (c, _) = cache_with(SessionCache::builder());
     let removed: Vec<AtomicBool> = (0..ROUNDS).map(|_| AtomicBool::new(false)).collect();
+    let checked: Vec<AtomicUsize> = (0..ROUNDS).map(|_| AtomicUsize::new(0)).collect();
     let current = AtomicUsize::new(0);
     let violations = AtomicUsize::new(0);
-    let checked = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         scope.spawn(|| {
+            let _stop = Stop(&current);
             for r in 0..ROUNDS {
                 let s = Arc::new(c.session_builder(&id_of(r), vec![1]).build().unwrap());
                 c.add_session(&s);
@@ -101,8 +111,10 @@ fn no_session_resumes_after_its_removal_returned() {
                 // Release pairs with the readers' Acquire: a reader that sees
                 // the flag started its lookup after the removal returned.
                 removed[r as usize].store(true, Ordering::Release);
+                while checked[r as usize].load(Ordering::Acquire) == 0 {
+                    std::thread::yield_now();
+                }
             }
-            current.store(usize::MAX, Ordering::Release);
         });
         // Readers that spin would starve the remover on a small machine;
         // three, yielding after each lookup, keep it moving.
@@ -115,17 +127,17 @@ fn no_session_resumes_after_its_removal_returned() {
                 let done = removed[r].load(Ordering::Acquire);
                 let got = c.lookup(&id_of(r as u32), b"");
                 if done {
-                    checked.fetch_add(1, Ordering::Relaxed);
                     if got.is_some() {
                         violations.fetch_add(1, Ordering::Relaxed);
                     }
+                    checked[r].fetch_add(1, Ordering::Release);
                 }
                 std::thread::yield_now();
             });
         }
     });
     assert_eq!(violations.load(Ordering::Relaxed), 0);
-    assert!(checked.load(Ordering::Relaxed) > 0, "the check ran");
+    assert!(checked.iter().all(|n| n.load(Ordering::Relaxed) > 0));
 }
 
 /// Eight handshakes race for each single-use ticket: exactly one resumes.
