@@ -1,0 +1,252 @@
+//! One trait for every cache the load generator drives, and the adapters.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tlscache_policy::{CacheMode, Handshake, SessionCache, Side};
+
+/// A session id, as a TLS server hands them out: 32 bytes.
+pub type SessionId = [u8; 32];
+
+/// A session's resumption state, shared by handle like an `SSL_SESSION`.
+pub type State = Arc<Vec<u8>>;
+
+/// What a TLS-terminating proxy asks of its session cache. Every engine is
+/// driven through this, on the same operation streams, in the same run.
+pub trait Engine: Send + Sync {
+    /// The name printed in reports.
+    fn name(&self) -> &'static str;
+    /// A resumption attempt: whether a live session for `id` was found.
+    fn lookup(&self, id: &SessionId) -> bool;
+    /// A single-use resumption (TLS 1.3 ticket): found and removed at once.
+    fn take(&self, id: &SessionId) -> bool;
+    /// A full handshake's new session, valid for `timeout`.
+    fn store(&self, id: SessionId, state: &State, timeout: Duration);
+    /// Sessions held now.
+    fn len(&self) -> u64;
+    /// Whether no session is held.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The engines a run can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum EngineKind {
+    /// tlscache-core used directly.
+    Tlscache,
+    /// tlscache-policy: the full OpenSSL contract on the core.
+    Policy,
+    /// quick_cache's concurrent cache.
+    QuickCache,
+    /// moka's concurrent cache.
+    Moka,
+    /// One `Mutex<lru::LruCache>`: OpenSSL's one-lock design.
+    MutexLru,
+}
+
+impl EngineKind {
+    /// Every engine, tlscache first (the others are compared with it).
+    pub const ALL: [EngineKind; 5] = [
+        EngineKind::Tlscache,
+        EngineKind::Policy,
+        EngineKind::QuickCache,
+        EngineKind::Moka,
+        EngineKind::MutexLru,
+    ];
+
+    /// An engine of this kind holding at most `capacity` sessions.
+    pub fn build(self, capacity: usize, timeout: Duration) -> Result<Box<dyn Engine>, String> {
+        Ok(match self {
+            EngineKind::Tlscache => Box::new(Core(
+                tlscache_core::Cache::builder()
+                    .capacity(capacity)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )),
+            EngineKind::Policy => Box::new(Policy(
+                SessionCache::builder()
+                    .mode(CacheMode::SERVER)
+                    // OpenSSL's size N holds N - 1 sessions once full.
+                    .cache_size(capacity as u64 + 1)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )),
+            EngineKind::QuickCache => Box::new(QuickCache {
+                cache: quick_cache::sync::Cache::new(capacity),
+                clock: quanta::Clock::new(),
+            }),
+            EngineKind::Moka => Box::new(Moka(
+                moka::sync::Cache::builder()
+                    .max_capacity(capacity as u64)
+                    .time_to_live(timeout)
+                    .build(),
+            )),
+            EngineKind::MutexLru => Box::new(MutexLru {
+                cache: Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(capacity).ok_or("capacity must be at least 1")?,
+                )),
+                clock: quanta::Clock::new(),
+            }),
+        })
+    }
+}
+
+struct Core(tlscache_core::Cache<SessionId, Vec<u8>>);
+
+impl Engine for Core {
+    fn name(&self) -> &'static str {
+        "tlscache"
+    }
+    fn lookup(&self, id: &SessionId) -> bool {
+        self.0.get(id).is_some()
+    }
+    fn take(&self, id: &SessionId) -> bool {
+        self.0.take(id).is_some()
+    }
+    fn store(&self, id: SessionId, state: &State, timeout: Duration) {
+        self.0.insert_with_ttl(id, Arc::clone(state), timeout);
+    }
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+/// The policy layer as a server uses it: the session is built from the
+/// state (a copy, as a TLS stack's session object would be), stored by a
+/// finished handshake, and looked up in the server's context.
+struct Policy(SessionCache);
+
+impl Engine for Policy {
+    fn name(&self) -> &'static str {
+        "tlscache-policy"
+    }
+    fn lookup(&self, id: &SessionId) -> bool {
+        self.0.lookup(id, b"").is_some()
+    }
+    fn take(&self, id: &SessionId) -> bool {
+        self.0.lookup_once(id, b"").is_some()
+    }
+    fn store(&self, id: SessionId, state: &State, timeout: Duration) {
+        let built = self
+            .0
+            .session_builder(&id, state.to_vec())
+            .timeout(timeout.as_secs())
+            .build();
+        if let Ok(session) = built {
+            self.0
+                .handshake_finished(Side::Server, Handshake::New(&Arc::new(session)));
+        }
+    }
+    fn len(&self) -> u64 {
+        self.0.sess_number()
+    }
+}
+
+/// A value with its own expiry, for engines without per-entry expiry: an
+/// expired session must not resume in any engine.
+#[derive(Clone)]
+struct Expiring {
+    state: State,
+    /// `None`: beyond what the clock can represent, so never.
+    deadline: Option<quanta::Instant>,
+}
+
+fn deadline(clock: &quanta::Clock, timeout: Duration) -> Option<quanta::Instant> {
+    clock.now().checked_add(timeout)
+}
+
+fn alive(clock: &quanta::Clock, deadline: Option<quanta::Instant>) -> bool {
+    deadline.is_none_or(|d| clock.now() < d)
+}
+
+struct QuickCache {
+    cache: quick_cache::sync::Cache<SessionId, Expiring>,
+    clock: quanta::Clock,
+}
+
+impl QuickCache {
+    fn live(&self, found: Option<Expiring>) -> bool {
+        found.is_some_and(|e| alive(&self.clock, e.deadline))
+    }
+}
+
+impl Engine for QuickCache {
+    fn name(&self) -> &'static str {
+        "quick_cache"
+    }
+    fn lookup(&self, id: &SessionId) -> bool {
+        self.live(self.cache.get(id))
+    }
+    fn take(&self, id: &SessionId) -> bool {
+        self.live(self.cache.remove(id).map(|(_, e)| e))
+    }
+    fn store(&self, id: SessionId, state: &State, timeout: Duration) {
+        let deadline = deadline(&self.clock, timeout);
+        let state = Arc::clone(state);
+        self.cache.insert(id, Expiring { state, deadline });
+    }
+    fn len(&self) -> u64 {
+        self.cache.len() as u64
+    }
+}
+
+struct Moka(moka::sync::Cache<SessionId, State>);
+
+impl Engine for Moka {
+    fn name(&self) -> &'static str {
+        "moka"
+    }
+    fn lookup(&self, id: &SessionId) -> bool {
+        self.0.get(id).is_some()
+    }
+    fn take(&self, id: &SessionId) -> bool {
+        self.0.remove(id).is_some()
+    }
+    fn store(&self, id: SessionId, state: &State, _timeout: Duration) {
+        // moka's time-to-live is per cache, set to the workload's timeout.
+        self.0.insert(id, Arc::clone(state));
+    }
+    fn len(&self) -> u64 {
+        self.0.run_pending_tasks();
+        self.0.entry_count()
+    }
+}
+
+struct MutexLru {
+    cache: Mutex<lru::LruCache<SessionId, Expiring>>,
+    clock: quanta::Clock,
+}
+
+impl MutexLru {
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<SessionId, Expiring>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Engine for MutexLru {
+    fn name(&self) -> &'static str {
+        "Mutex<LruCache>"
+    }
+    fn lookup(&self, id: &SessionId) -> bool {
+        // The handle is cloned under the lock, as a server would take its
+        // reference to the session there.
+        let found = self
+            .lock()
+            .get(id)
+            .map(|e| (Arc::clone(&e.state), e.deadline));
+        found.is_some_and(|(_, deadline)| alive(&self.clock, deadline))
+    }
+    fn take(&self, id: &SessionId) -> bool {
+        let found = self.lock().pop(id);
+        found.is_some_and(|e| alive(&self.clock, e.deadline))
+    }
+    fn store(&self, id: SessionId, state: &State, timeout: Duration) {
+        let deadline = deadline(&self.clock, timeout);
+        let state = Arc::clone(state);
+        self.lock().put(id, Expiring { state, deadline });
+    }
+    fn len(&self) -> u64 {
+        self.lock().len() as u64
+    }
+}

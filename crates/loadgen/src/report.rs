@@ -1,0 +1,92 @@
+//! The side-by-side table and the machine-readable report.
+
+use std::fmt::Write;
+
+use crate::run::Outcome;
+use crate::workload::Workload;
+
+/// A whole run: the machine, the workload and each engine's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// Cores and CPU model, as far as the OS tells.
+    pub machine: String,
+    /// What was run.
+    pub workload: Workload,
+    /// One outcome per engine, in the order run.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    /// A report for `workload` on this machine, with no outcomes yet.
+    pub fn new(workload: Workload) -> Self {
+        Self {
+            machine: machine(),
+            workload,
+            outcomes: Vec::new(),
+        }
+    }
+}
+
+/// A markdown table of `report`, one row per engine, with each engine's
+/// throughput set against tlscache's (measured in the same run).
+pub fn table(report: &Report) -> String {
+    let base = report
+        .outcomes
+        .iter()
+        .find(|o| o.engine == "tlscache")
+        .map(|o| o.ops_per_sec);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| engine | connections/s | hit ratio | p50 | p99 | p99.9 | sessions | tlscache ÷ engine |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for o in &report.outcomes {
+        let ratio = base.map_or("–".to_string(), |b| format!("{:.2}×", b / o.ops_per_sec));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} | {} | {} | {} | {} | {} |",
+            o.engine,
+            si(o.ops_per_sec),
+            o.hit_ratio(),
+            ns(o.p50_ns),
+            ns(o.p99_ns),
+            ns(o.p999_ns),
+            o.sessions,
+            ratio
+        );
+    }
+    out
+}
+
+fn si(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1} k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn ns(x: u64) -> String {
+    if x >= 10_000 {
+        format!("{:.1} µs", x as f64 / 1e3)
+    } else {
+        format!("{x} ns")
+    }
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    format!("{cores} cores, {model}")
+}
