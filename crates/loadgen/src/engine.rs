@@ -22,12 +22,8 @@ pub trait Engine: Send + Sync {
     fn take(&self, id: &SessionId) -> bool;
     /// A full handshake's new session, valid for `timeout`.
     fn store(&self, id: SessionId, state: &State, timeout: Duration);
-    /// Sessions held now.
-    fn len(&self) -> u64;
-    /// Whether no session is held.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    /// Sessions held now, if the engine can tell.
+    fn sessions(&self) -> Option<u64>;
 }
 
 /// The engines a run can pick.
@@ -43,16 +39,19 @@ pub enum EngineKind {
     Moka,
     /// One `Mutex<lru::LruCache>`: OpenSSL's one-lock design.
     MutexLru,
+    /// rustls 0.23's `ServerSessionMemoryCache`.
+    Rustls,
 }
 
 impl EngineKind {
     /// Every engine, tlscache first (the others are compared with it).
-    pub const ALL: [EngineKind; 5] = [
+    pub const ALL: [EngineKind; 6] = [
         EngineKind::Tlscache,
         EngineKind::Policy,
         EngineKind::QuickCache,
         EngineKind::Moka,
         EngineKind::MutexLru,
+        EngineKind::Rustls,
     ];
 
     /// An engine of this kind holding at most `capacity` sessions.
@@ -88,6 +87,10 @@ impl EngineKind {
                 )),
                 clock: quanta::Clock::new(),
             }),
+            EngineKind::Rustls => Box::new(Rustls {
+                cache: rustls::server::ServerSessionMemoryCache::new(capacity),
+                origin: std::time::Instant::now(),
+            }),
         })
     }
 }
@@ -107,8 +110,8 @@ impl Engine for Core {
     fn store(&self, id: SessionId, state: &State, timeout: Duration) {
         self.0.insert_with_ttl(id, Arc::clone(state), timeout);
     }
-    fn len(&self) -> u64 {
-        self.0.len()
+    fn sessions(&self) -> Option<u64> {
+        Some(self.0.len())
     }
 }
 
@@ -138,8 +141,8 @@ impl Engine for Policy {
                 .handshake_finished(Side::Server, Handshake::New(&Arc::new(session)));
         }
     }
-    fn len(&self) -> u64 {
-        self.0.sess_number()
+    fn sessions(&self) -> Option<u64> {
+        Some(self.0.sess_number())
     }
 }
 
@@ -186,8 +189,8 @@ impl Engine for QuickCache {
         let state = Arc::clone(state);
         self.cache.insert(id, Expiring { state, deadline });
     }
-    fn len(&self) -> u64 {
-        self.cache.len() as u64
+    fn sessions(&self) -> Option<u64> {
+        Some(self.cache.len() as u64)
     }
 }
 
@@ -207,9 +210,9 @@ impl Engine for Moka {
         // moka's time-to-live is per cache, set to the workload's timeout.
         self.0.insert(id, Arc::clone(state));
     }
-    fn len(&self) -> u64 {
+    fn sessions(&self) -> Option<u64> {
         self.0.run_pending_tasks();
-        self.0.entry_count()
+        Some(self.0.entry_count())
     }
 }
 
@@ -246,7 +249,60 @@ impl Engine for MutexLru {
         let state = Arc::clone(state);
         self.lock().put(id, Expiring { state, deadline });
     }
-    fn len(&self) -> u64 {
-        self.lock().len() as u64
+    fn sessions(&self) -> Option<u64> {
+        Some(self.lock().len() as u64)
+    }
+}
+
+/// rustls's own server cache. Its API stores and returns byte vectors (a
+/// copy each way, as rustls uses it) and has no expiry (rustls checks a
+/// session's age after the lookup), so the adapter prefixes each value
+/// with its deadline and checks it, as the other expiry-less peers do.
+struct Rustls {
+    cache: std::sync::Arc<rustls::server::ServerSessionMemoryCache>,
+    origin: std::time::Instant,
+}
+
+impl Rustls {
+    /// Nanoseconds since the adapter was made.
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn live(&self, value: Option<Vec<u8>>) -> bool {
+        let Some(value) = value else {
+            return false;
+        };
+        let deadline = value
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes);
+        self.now() < deadline
+    }
+}
+
+impl Engine for Rustls {
+    fn name(&self) -> &'static str {
+        "rustls"
+    }
+    fn lookup(&self, id: &SessionId) -> bool {
+        use rustls::server::StoresServerSessions;
+        self.live(self.cache.get(id))
+    }
+    fn take(&self, id: &SessionId) -> bool {
+        use rustls::server::StoresServerSessions;
+        self.live(self.cache.take(id))
+    }
+    fn store(&self, id: SessionId, state: &State, timeout: Duration) {
+        use rustls::server::StoresServerSessions;
+        let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = self.now().saturating_add(timeout);
+        let mut value = Vec::with_capacity(8 + state.len());
+        value.extend_from_slice(&deadline.to_le_bytes());
+        value.extend_from_slice(state);
+        self.cache.put(id.to_vec(), value);
+    }
+    fn sessions(&self) -> Option<u64> {
+        None // rustls does not say how many sessions it holds
     }
 }

@@ -52,7 +52,7 @@ pub fn table(report: &Report) -> String {
             ns(o.p50_ns),
             ns(o.p99_ns),
             ns(o.p999_ns),
-            o.sessions,
+            o.sessions.map_or("–".to_string(), |n| n.to_string()),
             ratio
         );
     }

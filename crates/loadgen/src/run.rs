@@ -46,8 +46,8 @@ pub struct Outcome {
     pub p99_ns: u64,
     /// 99.9th percentile, ns.
     pub p999_ns: u64,
-    /// Sessions held at the end.
-    pub sessions: u64,
+    /// Sessions held at the end, if the engine can tell.
+    pub sessions: Option<u64>,
 }
 
 impl Outcome {
@@ -119,7 +119,7 @@ pub fn run(
         p50_ns: latency.value_at_quantile(0.5),
         p99_ns: latency.value_at_quantile(0.99),
         p999_ns: latency.value_at_quantile(0.999),
-        sessions: engine.len(),
+        sessions: engine.sessions(),
     }
 }
 

@@ -48,11 +48,13 @@ fn a_short_run_prints_every_engine_side_by_side() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     std::fs::remove_file(&json).ok();
     let outcomes = report["outcomes"].as_array().unwrap();
-    assert_eq!(outcomes.len(), 5);
+    assert_eq!(outcomes.len(), 6);
     for o in outcomes {
         assert_eq!(o["connections"], 6000, "2 threads x 3000");
         assert!(o["hits"].as_u64().unwrap() <= o["lookups"].as_u64().unwrap());
-        assert!(o["sessions"].as_u64().unwrap() <= 2000);
+        if let Some(n) = o["sessions"].as_u64() {
+            assert!(n <= 2000);
+        }
     }
 }
 
