@@ -75,12 +75,13 @@ impl EngineKind {
                 cache: quick_cache::sync::Cache::new(capacity),
                 clock: quanta::Clock::new(),
             }),
-            EngineKind::Moka => Box::new(Moka(
-                moka::sync::Cache::builder()
+            EngineKind::Moka => Box::new(Moka {
+                cache: moka::sync::Cache::builder()
                     .max_capacity(capacity as u64)
                     .time_to_live(timeout)
                     .build(),
-            )),
+                clock: quanta::Clock::new(),
+            }),
             EngineKind::MutexLru => Box::new(MutexLru {
                 cache: Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(capacity).ok_or("capacity must be at least 1")?,
@@ -194,25 +195,35 @@ impl Engine for QuickCache {
     }
 }
 
-struct Moka(moka::sync::Cache<SessionId, State>);
+struct Moka {
+    cache: moka::sync::Cache<SessionId, Expiring>,
+    clock: quanta::Clock,
+}
 
 impl Engine for Moka {
     fn name(&self) -> &'static str {
         "moka"
     }
     fn lookup(&self, id: &SessionId) -> bool {
-        self.0.get(id).is_some()
+        self.cache
+            .get(id)
+            .is_some_and(|e| alive(&self.clock, e.deadline))
     }
     fn take(&self, id: &SessionId) -> bool {
-        self.0.remove(id).is_some()
+        self.cache
+            .remove(id)
+            .is_some_and(|e| alive(&self.clock, e.deadline))
     }
-    fn store(&self, id: SessionId, state: &State, _timeout: Duration) {
-        // moka's time-to-live is per cache, set to the workload's timeout.
-        self.0.insert(id, Arc::clone(state));
+    fn store(&self, id: SessionId, state: &State, timeout: Duration) {
+        // moka's time-to-live is per cache (the workload's timeout); a
+        // session's own, shorter one is checked on the way out.
+        let deadline = deadline(&self.clock, timeout);
+        let state = Arc::clone(state);
+        self.cache.insert(id, Expiring { state, deadline });
     }
     fn sessions(&self) -> Option<u64> {
-        self.0.run_pending_tasks();
-        Some(self.0.entry_count())
+        self.cache.run_pending_tasks();
+        Some(self.cache.entry_count())
     }
 }
 

@@ -63,6 +63,10 @@ struct Args {
     /// (0: never).
     #[arg(long)]
     churn_every: Option<u64>,
+    /// Sessions made during the warm-up live only this many seconds, and
+    /// timing starts once they have all expired: a mass-expiry phase.
+    #[arg(long)]
+    mass_expiry_secs: Option<u64>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -90,6 +94,9 @@ impl Args {
         set!(capacity, threads, ops, warmup, seed, churn_every);
         if let Some(secs) = self.timeout_secs {
             w.timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.mass_expiry_secs {
+            w.mass_expiry = Some(Duration::from_secs(secs));
         }
         w
     }
@@ -181,7 +188,11 @@ fn main() -> ExitCode {
         workload.clients,
         workload.zipf,
         workload.resume * 100.0,
-        if workload.tickets { " with single-use tickets" } else { "" },
+        match (workload.tickets, workload.mass_expiry) {
+            (true, _) => " with single-use tickets".to_string(),
+            (false, Some(d)) => format!(", every warm-up session expired ({} s) when timing starts", d.as_secs()),
+            (false, None) => String::new(),
+        },
         workload.capacity,
         report.machine
     );

@@ -60,6 +60,11 @@ pub struct Workload {
     /// Every this many connections per thread the population shifts (0:
     /// never).
     pub churn_every: u64,
+    /// A mass-expiry phase: sessions made during the warm-up live only this
+    /// long, and timing starts once they have all expired, so every engine
+    /// is measured replacing a cache full of expired sessions (`None`: they
+    /// get the ordinary timeout).
+    pub mass_expiry: Option<Duration>,
 }
 
 impl Workload {
@@ -81,6 +86,7 @@ impl Workload {
             warmup: 200_000,
             seed: 1,
             churn_every: 0,
+            mass_expiry: None,
         };
         match preset {
             Preset::Proxy => base,
@@ -127,8 +133,8 @@ impl Workload {
         if self.ops == 0 {
             return fail("--ops must be at least 1");
         }
-        if self.timeout.is_zero() {
-            return fail("--timeout-secs must be at least 1");
+        if self.timeout.is_zero() || self.mass_expiry.is_some_and(|d| d.is_zero()) {
+            return fail("--timeout-secs and --mass-expiry-secs must be at least 1");
         }
         Ok(())
     }

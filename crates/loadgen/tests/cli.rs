@@ -66,6 +66,7 @@ fn bad_flags_exit_2_with_usage() {
         &["--threads", "0"],
         &["--min-size", "500", "--max-size", "100"],
         &["--capacity", "0"],
+        &["--mass-expiry-secs", "0"],
         &["--preset", "nonsense"],
         &["--no-such-flag"],
         &["--engines", "tlscache,redis-of-course"],
