@@ -27,11 +27,12 @@
 #![warn(missing_docs)]
 
 mod engine;
+pub mod plot;
 mod report;
 mod run;
 mod workload;
 
 pub use engine::{Engine, EngineKind, SessionId, State};
-pub use report::{table, Report};
+pub use report::{table, Report, Run};
 pub use run::{run, Outcome};
 pub use workload::{session_id, Conn, Preset, Workload};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use tlscache_loadgen::{run, table, EngineKind, Preset, Report, Workload};
+use tlscache_loadgen::{plot, run, table, EngineKind, Preset, Report, Run, Workload};
 
 /// Drives tlscache and its peers with modelled TLS-proxy traffic and prints
 /// throughput, hit ratio and latency side by side.
@@ -47,9 +47,10 @@ struct Args {
     /// Sessions each engine may hold.
     #[arg(long)]
     capacity: Option<usize>,
-    /// Threads driving each engine.
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Threads driving each engine; a comma-separated list runs each count
+    /// in turn (throughput against threads).
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
     /// Timed connections per thread.
     #[arg(long)]
     ops: Option<u64>,
@@ -67,6 +68,10 @@ struct Args {
     /// timing starts once they have all expired: a mass-expiry phase.
     #[arg(long)]
     mass_expiry_secs: Option<u64>,
+    /// Also draw throughput against threads and the latency distribution
+    /// as an SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -91,7 +96,7 @@ impl Args {
             min_size,
             max_size
         );
-        set!(capacity, threads, ops, warmup, seed, churn_every);
+        set!(capacity, ops, warmup, seed, churn_every);
         if let Some(secs) = self.timeout_secs {
             w.timeout = Duration::from_secs(secs);
         }
@@ -129,61 +134,87 @@ fn main() -> ExitCode {
         args.engines.clone()
     };
     engines.extend(chosen.into_iter().filter(|e| *e != EngineKind::Tlscache));
+    let sweep = if args.threads.is_empty() {
+        vec![workload.threads]
+    } else {
+        args.threads.clone()
+    };
+    let workloads: Vec<Workload> = sweep
+        .iter()
+        .map(|&threads| Workload {
+            threads,
+            ..workload.clone()
+        })
+        .collect();
+    for w in &workloads {
+        if let Err(message) = w.check() {
+            usage_error(format!("error: {message}\n"));
+        }
+    }
 
+    let per_engine = |w: &Workload| (w.ops + w.warmup) * w.threads as u64;
+    let total: u64 = workloads.iter().map(per_engine).sum::<u64>() * engines.len() as u64;
     eprintln!(
-        "{:?}: {} threads × {} connections on {} engines",
+        "{:?}: {} connections per thread, threads {:?}, {} engines",
         workload.preset,
-        workload.threads,
         workload.ops,
+        sweep,
         engines.len()
     );
-    let streams: Vec<_> = (0..workload.threads).map(|t| workload.streams(t)).collect();
-    let states = workload.states();
-    let per_engine = (workload.ops + workload.warmup) * workload.threads as u64;
     // Hidden until the run has taken a second: short runs print no bar.
     let bar = indicatif::ProgressBar::with_draw_target(
-        Some(per_engine * engines.len() as u64),
+        Some(total),
         indicatif::ProgressDrawTarget::hidden(),
     );
-    let started = std::time::Instant::now();
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} connections {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let started = std::time::Instant::now();
+    let mut finished = 0;
     let mut report = Report::new(workload.clone());
-    for (n, kind) in engines.iter().enumerate() {
-        let engine = match kind.build(workload.capacity, workload.timeout) {
-            Ok(engine) => engine,
-            Err(message) => {
-                eprintln!("tlscache-loadgen: cannot build {kind:?}: {message}");
-                return ExitCode::from(2);
-            }
-        };
-        bar.set_message(engine.name().to_string());
-        let progress = AtomicU64::new(0);
-        let done = AtomicBool::new(false);
-        let outcome = std::thread::scope(|scope| {
-            scope.spawn(|| {
-                while !done.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if started.elapsed() > Duration::from_secs(1) && bar.is_hidden() {
-                        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                    }
-                    bar.set_position(n as u64 * per_engine + progress.load(Ordering::Relaxed));
+    for w in &workloads {
+        let streams: Vec<_> = (0..w.threads).map(|t| w.streams(t)).collect();
+        let states = w.states();
+        let mut outcomes = Vec::new();
+        for kind in &engines {
+            let engine = match kind.build(w.capacity, w.timeout) {
+                Ok(engine) => engine,
+                Err(message) => {
+                    eprintln!("tlscache-loadgen: cannot build {kind:?}: {message}");
+                    return ExitCode::from(2);
                 }
+            };
+            bar.set_message(format!("{} × {} threads", engine.name(), w.threads));
+            let progress = AtomicU64::new(0);
+            let done = AtomicBool::new(false);
+            let outcome = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    while !done.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                        if started.elapsed() > Duration::from_secs(1) && bar.is_hidden() {
+                            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                        }
+                        bar.set_position(finished + progress.load(Ordering::Relaxed));
+                    }
+                });
+                let outcome = run(&*engine, w, &streams, &states, &progress);
+                done.store(true, Ordering::Relaxed);
+                outcome
             });
-            let outcome = run(&*engine, &workload, &streams, &states, &progress);
-            done.store(true, Ordering::Relaxed);
-            outcome
+            finished += per_engine(w);
+            outcomes.push(outcome);
+        }
+        report.runs.push(Run {
+            threads: w.threads,
+            outcomes,
         });
-        report.outcomes.push(outcome);
     }
     bar.finish_and_clear();
 
     println!(
-        "{:?} preset, {} threads × {} connections, {} clients (zipf {}), resume {:.0}%{}, capacity {}, on {}\n",
+        "{:?} preset, {} connections per thread, {} clients (zipf {}), resume {:.0}%{}, capacity {}, on {}",
         workload.preset,
-        workload.threads,
         workload.ops,
         workload.clients,
         workload.zipf,
@@ -196,13 +227,22 @@ fn main() -> ExitCode {
         workload.capacity,
         report.machine
     );
-    print!("{}", table(&report));
+    for run in &report.runs {
+        println!("\n{} threads:\n", run.threads);
+        print!("{}", table(run));
+    }
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&report)
             .map_err(|e| e.to_string())
             .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
         if let Err(e) = written {
             eprintln!("tlscache-loadgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &args.plot {
+        if let Err(e) = plot::draw(&report, path) {
+            eprintln!("tlscache-loadgen: cannot draw {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }

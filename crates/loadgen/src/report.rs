@@ -5,14 +5,24 @@ use std::fmt::Write;
 use crate::run::Outcome;
 use crate::workload::Workload;
 
-/// A whole run: the machine, the workload and each engine's outcome.
+/// A whole run: the machine, the workload and, per thread count, each
+/// engine's outcome.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
     /// Cores and CPU model, as far as the OS tells.
     pub machine: String,
-    /// What was run.
+    /// What was run (its `threads` is the first count of the sweep).
     pub workload: Workload,
-    /// One outcome per engine, in the order run.
+    /// One run per thread count, in the order run.
+    pub runs: Vec<Run>,
+}
+
+/// Every engine at one thread count.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Run {
+    /// Threads driving each engine.
+    pub threads: usize,
+    /// One outcome per engine, tlscache first.
     pub outcomes: Vec<Outcome>,
 }
 
@@ -22,15 +32,15 @@ impl Report {
         Self {
             machine: machine(),
             workload,
-            outcomes: Vec::new(),
+            runs: Vec::new(),
         }
     }
 }
 
-/// A markdown table of `report`, one row per engine, with each engine's
+/// A markdown table of `run`, one row per engine, with each engine's
 /// throughput set against tlscache's (measured in the same run).
-pub fn table(report: &Report) -> String {
-    let base = report
+pub fn table(run: &Run) -> String {
+    let base = run
         .outcomes
         .iter()
         .find(|o| o.engine == "tlscache")
@@ -41,7 +51,7 @@ pub fn table(report: &Report) -> String {
         "| engine | connections/s | hit ratio | p50 | p99 | p99.9 | sessions | tlscache ÷ engine |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-    for o in &report.outcomes {
+    for o in &run.outcomes {
         let ratio = base.map_or("–".to_string(), |b| format!("{:.2}×", b / o.ops_per_sec));
         let _ = writeln!(
             out,

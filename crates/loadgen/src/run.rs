@@ -21,6 +21,9 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid fixed bounds")
 }
 
+/// Where the latency distribution is reported.
+const QUANTILES: [f64; 9] = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999];
+
 /// Connections a thread runs between two progress reports.
 const PROGRESS_EVERY: u64 = 4096;
 
@@ -46,6 +49,9 @@ pub struct Outcome {
     pub p99_ns: u64,
     /// 99.9th percentile, ns.
     pub p999_ns: u64,
+    /// The latency distribution: `(quantile, ns)` pairs from the median to
+    /// the 99.99th percentile.
+    pub latency: Vec<(f64, u64)>,
     /// Sessions held at the end, if the engine can tell.
     pub sessions: Option<u64>,
 }
@@ -127,6 +133,10 @@ pub fn run(
         p50_ns: latency.value_at_quantile(0.5),
         p99_ns: latency.value_at_quantile(0.99),
         p999_ns: latency.value_at_quantile(0.999),
+        latency: QUANTILES
+            .iter()
+            .map(|&q| (q, latency.value_at_quantile(q)))
+            .collect(),
         sessions: engine.sessions(),
     }
 }

@@ -15,6 +15,7 @@ fn loadgen(args: &[&str]) -> std::process::Output {
 #[test]
 fn a_short_run_prints_every_engine_side_by_side() {
     let json = std::env::temp_dir().join(format!("loadgen-{}.json", std::process::id()));
+    let svg = json.with_extension("svg");
     let out = loadgen(&[
         "--ops",
         "3000",
@@ -24,6 +25,8 @@ fn a_short_run_prints_every_engine_side_by_side() {
         "2000",
         "--json",
         json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
     ]);
     assert!(
         out.status.success(),
@@ -47,7 +50,10 @@ fn a_short_run_prints_every_engine_side_by_side() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     std::fs::remove_file(&json).ok();
-    let outcomes = report["outcomes"].as_array().unwrap();
+    let drawing = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_file(&svg).ok();
+    assert!(drawing.starts_with("<svg") && drawing.contains("tlscache-policy"));
+    let outcomes = report["runs"][0]["outcomes"].as_array().unwrap();
     assert_eq!(outcomes.len(), 6);
     for o in outcomes {
         assert_eq!(o["connections"], 6000, "2 threads x 3000");
@@ -59,11 +65,37 @@ fn a_short_run_prints_every_engine_side_by_side() {
 }
 
 #[test]
+fn a_thread_sweep_reports_each_count() {
+    let out = loadgen(&[
+        "--ops",
+        "2000",
+        "--warmup",
+        "500",
+        "--threads",
+        "1,3",
+        "--engines",
+        "moka",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("\n1 threads:\n") && text.contains("\n3 threads:\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("| moka |").count(), 2);
+}
+
+#[test]
 fn bad_flags_exit_2_with_usage() {
     for args in [
         &["--resume", "1.5"][..],
         &["--zipf", "0"],
         &["--threads", "0"],
+        &["--threads", "2,0"],
         &["--min-size", "500", "--max-size", "100"],
         &["--capacity", "0"],
         &["--mass-expiry-secs", "0"],
