@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod engine;
+pub mod memory;
 pub mod plot;
 mod report;
 mod run;

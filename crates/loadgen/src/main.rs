@@ -7,7 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use tlscache_loadgen::memory::{probe, CountingAlloc};
 use tlscache_loadgen::{plot, run, table, EngineKind, Preset, Report, Run, Workload};
+
+/// Counts heap bytes during memory probes only (see `memory`).
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Drives tlscache and its peers with modelled TLS-proxy traffic and prints
 /// throughput, hit ratio and latency side by side.
@@ -203,6 +208,9 @@ fn main() -> ExitCode {
                 outcome
             });
             finished += per_engine(w);
+            drop(engine);
+            let mut outcome = outcome;
+            outcome.bytes_per_session = probe(*kind, w);
             outcomes.push(outcome);
         }
         report.runs.push(Run {

@@ -48,14 +48,14 @@ pub fn table(run: &Run) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| engine | connections/s | hit ratio | p50 | p99 | p99.9 | sessions | tlscache ÷ engine |"
+        "| engine | connections/s | hit ratio | p50 | p99 | p99.9 | sessions | bytes/session | tlscache ÷ engine |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for o in &run.outcomes {
         let ratio = base.map_or("–".to_string(), |b| format!("{:.2}×", b / o.ops_per_sec));
         let _ = writeln!(
             out,
-            "| {} | {} | {:.3} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.3} | {} | {} | {} | {} | {} | {} |",
             o.engine,
             si(o.ops_per_sec),
             o.hit_ratio(),
@@ -63,6 +63,8 @@ pub fn table(run: &Run) -> String {
             ns(o.p99_ns),
             ns(o.p999_ns),
             o.sessions.map_or("–".to_string(), |n| n.to_string()),
+            o.bytes_per_session
+                .map_or("–".to_string(), |b| format!("{b:.0}")),
             ratio
         );
     }

@@ -54,6 +54,9 @@ pub struct Outcome {
     pub latency: Vec<(f64, u64)>,
     /// Sessions held at the end, if the engine can tell.
     pub sessions: Option<u64>,
+    /// Heap bytes per session when filled to capacity, from a separate
+    /// probe ([`memory::probe`](crate::memory::probe)), if one ran.
+    pub bytes_per_session: Option<f64>,
 }
 
 impl Outcome {
@@ -138,6 +141,7 @@ pub fn run(
             .map(|&q| (q, latency.value_at_quantile(q)))
             .collect(),
         sessions: engine.sessions(),
+        bytes_per_session: None,
     }
 }
 
