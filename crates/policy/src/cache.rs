@@ -162,12 +162,10 @@ impl SessionCache {
     /// Fails, changing nothing, if the engine cannot hold the size (a size
     /// below the shard count).
     pub fn set_cache_size(&self, size: u64) -> Result<u64, ConfigError> {
-        let _setting = self.setters.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sessions.set_capacity(capacity_for(size))?;
-        let mut config = Config::clone(&self.config.load());
-        let previous = std::mem::replace(&mut config.cache_size, size);
-        self.config.store(Arc::new(config));
-        Ok(previous)
+        self.try_update(|c| {
+            self.sessions.set_capacity(capacity_for(size))?;
+            Ok(std::mem::replace(&mut c.cache_size, size))
+        })
     }
 
     /// `SSL_CTX_get_timeout`: the timeout given to new sessions, in seconds.
@@ -196,11 +194,20 @@ impl SessionCache {
     }
 
     fn update<T>(&self, change: impl FnOnce(&mut Config) -> T) -> T {
+        let unchanged: Result<T, std::convert::Infallible> = self.try_update(|c| Ok(change(c)));
+        match unchanged {
+            Ok(out) => out,
+        }
+    }
+
+    /// Changes the configuration under the setters' lock; an `Err` from
+    /// `change` leaves it as it was.
+    fn try_update<T, E>(&self, change: impl FnOnce(&mut Config) -> Result<T, E>) -> Result<T, E> {
         let _setting = self.setters.lock().unwrap_or_else(PoisonError::into_inner);
         let mut config = Config::clone(&self.config.load());
-        let out = change(&mut config);
+        let out = change(&mut config)?;
         self.config.store(Arc::new(config));
-        out
+        Ok(out)
     }
 
     // ---- the cache -----------------------------------------------------

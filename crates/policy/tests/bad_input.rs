@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{cache, cache_with, id, T0};
+use common::{cache, cache_with, id, session_for, T0};
 use tlscache_core::BuildError;
 use tlscache_policy::{
     ConfigError, Session, SessionCache, SessionError, SessionId, SidCtx, MAX_CLOCK_SKEW,
@@ -74,12 +74,7 @@ fn a_too_long_context_setting_is_an_error_and_changes_nothing() {
 #[test]
 fn a_zero_timeout_lasts_only_its_creation_second() {
     let (c, clock) = cache();
-    let s = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .timeout(0)
-            .build()
-            .unwrap(),
-    );
+    let s = session_for(&c, 1, 0);
     c.add_session(&s);
     clock.set(Duration::from_millis(T0 * 1000 + 999));
     assert!(c.lookup(&id(1), b"").is_some());
@@ -91,12 +86,7 @@ fn a_zero_timeout_lasts_only_its_creation_second() {
 #[test]
 fn a_huge_timeout_never_expires_and_nothing_overflows() {
     let (c, clock) = cache();
-    let s = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .timeout(u64::MAX)
-            .build()
-            .unwrap(),
-    );
+    let s = session_for(&c, 1, u64::MAX);
     assert_eq!(s.expires_at(), None);
     c.add_session(&s);
     let edge = Arc::new(

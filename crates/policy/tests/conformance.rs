@@ -8,7 +8,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{await_count, cache, cache_with, id, session, with_store, Call, Fault, T0};
+use common::{
+    await_count, cache, cache_with, id, session, session_for, with_store, Call, Fault, T0,
+};
 use tlscache_policy::{
     CacheMode, Handshake, Session, SessionCache, Side, DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
 };
@@ -278,12 +280,7 @@ fn external_hits_are_copied_in_unless_no_internal_store() {
 #[test]
 fn expired_sessions_are_flushed_on_the_256th_handshake() {
     let (c, clock, store) = with_store(SessionCache::builder());
-    let old = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .timeout(10)
-            .build()
-            .unwrap(),
-    );
+    let old = session_for(&c, 1, 10);
     c.add_session(&old);
     clock.advance(Duration::from_secs(11));
     for _ in 0..255 {
@@ -296,12 +293,7 @@ fn expired_sessions_are_flushed_on_the_256th_handshake() {
     assert_eq!(store.calls(), vec![Call::Remove(1)]);
     assert_eq!(c.stats().accept_good, 256);
 
-    let late = Arc::new(
-        c.session_builder(&id(2), vec![2])
-            .timeout(10)
-            .build()
-            .unwrap(),
-    );
+    let late = session_for(&c, 2, 10);
     c.add_session(&late);
     clock.advance(Duration::from_secs(11));
     for _ in 0..255 {
@@ -318,12 +310,7 @@ fn expired_sessions_are_flushed_on_the_256th_handshake() {
 #[test]
 fn the_auto_flush_needs_the_side_in_the_mode() {
     let (c, clock) = cache_with(SessionCache::builder().mode(CacheMode::CLIENT));
-    let s = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .timeout(1)
-            .build()
-            .unwrap(),
-    );
+    let s = session_for(&c, 1, 1);
     c.add_session(&s);
     clock.advance(Duration::from_secs(5));
     for _ in 0..256 {
@@ -343,12 +330,7 @@ fn the_auto_flush_needs_the_side_in_the_mode() {
 fn no_auto_clear_leaves_flushing_to_the_application() {
     let (c, clock) =
         cache_with(SessionCache::builder().mode(CacheMode::SERVER | CacheMode::NO_AUTO_CLEAR));
-    let s = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .timeout(10)
-            .build()
-            .unwrap(),
-    );
+    let s = session_for(&c, 1, 10);
     c.add_session(&s);
     clock.advance(Duration::from_secs(11));
     for _ in 0..1024 {
@@ -443,12 +425,7 @@ fn a_non_resumable_external_session_is_ignored() {
 #[test]
 fn an_expired_session_counts_a_timeout_and_is_removed() {
     let (c, clock, store) = with_store(SessionCache::builder());
-    let s = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .timeout(100)
-            .build()
-            .unwrap(),
-    );
+    let s = session_for(&c, 1, 100);
     c.add_session(&s);
     clock.set(Duration::from_secs(T0 + 100));
     assert!(
@@ -470,18 +447,8 @@ fn an_expired_session_counts_a_timeout_and_is_removed() {
 #[test]
 fn flush_sessions_removes_exactly_the_timed_out() {
     let (c, _, store) = with_store(SessionCache::builder());
-    let short = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .timeout(10)
-            .build()
-            .unwrap(),
-    );
-    let long = Arc::new(
-        c.session_builder(&id(2), vec![2])
-            .timeout(20)
-            .build()
-            .unwrap(),
-    );
+    let short = session_for(&c, 1, 10);
+    let long = session_for(&c, 2, 20);
     c.add_session(&short);
     c.add_session(&long);
     c.flush_sessions(T0 + 10);
@@ -615,12 +582,7 @@ fn the_new_session_callback_follows_the_mode() {
 #[test]
 fn sess_number_includes_expired_sessions_until_flushed() {
     let (c, clock) = cache();
-    let s = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .timeout(1)
-            .build()
-            .unwrap(),
-    );
+    let s = session_for(&c, 1, 1);
     c.add_session(&s);
     c.add_session(&session(&c, 2));
     clock.advance(Duration::from_secs(60));

@@ -38,6 +38,18 @@ pub fn session(cache: &SessionCache, n: u8) -> Arc<Session> {
     )
 }
 
+/// A session with id `[n; 32]` made now in `cache`'s context, living
+/// `timeout` seconds.
+pub fn session_for(cache: &SessionCache, n: u8, timeout: u64) -> Arc<Session> {
+    Arc::new(
+        cache
+            .session_builder(&[n; 32], vec![n])
+            .timeout(timeout)
+            .build()
+            .unwrap(),
+    )
+}
+
 pub fn id(n: u8) -> [u8; 32] {
     [n; 32]
 }
