@@ -24,6 +24,10 @@ pub trait Engine: Send + Sync {
     fn store(&self, id: SessionId, state: &State, timeout: Duration);
     /// Sessions held now, if the engine can tell.
     fn sessions(&self) -> Option<u64>;
+    /// For a tiered engine, what each tier has done so far.
+    fn tiers(&self) -> Option<crate::Tiers> {
+        None
+    }
 }
 
 /// The engines a run can pick.

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod engine;
+mod external;
 pub mod memory;
 pub mod plot;
 mod report;
@@ -34,6 +35,14 @@ mod run;
 mod workload;
 
 pub use engine::{Engine, EngineKind, SessionId, State};
-pub use report::{table, Report, Run};
+pub use external::{Tiers, TwoTier};
+pub use report::{table, tiers_table, Report, Run};
 pub use run::{run, Outcome};
 pub use workload::{session_id, Conn, Preset, Workload};
+
+/// The README's examples (the core's, the policy layer's and the Redis
+/// tier's), compiled and run as doctests here, where every crate they use
+/// is in scope.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use tlscache_loadgen::memory::{probe, CountingAlloc};
-use tlscache_loadgen::{plot, run, table, EngineKind, Preset, Report, Run, Workload};
+use tlscache_loadgen::{
+    plot, run, table, tiers_table, Engine, EngineKind, Preset, Report, Run, TwoTier, Workload,
+};
 
 /// Counts heap bytes during memory probes only (see `memory`).
 #[global_allocator]
@@ -73,6 +75,15 @@ struct Args {
     /// timing starts once they have all expired: a mass-expiry phase.
     #[arg(long)]
     mass_expiry_secs: Option<u64>,
+    /// Also run the two-tier setup: proxies with a local tlscache each,
+    /// sharing sessions through the Redis at this address
+    /// (redis://HOST:PORT). Without --engines, only tlscache and
+    /// tlscache-policy run beside it.
+    #[arg(long, value_name = "URL")]
+    external: Option<String>,
+    /// Proxies in the two-tier setup; connections reach them in turn.
+    #[arg(long, default_value_t = 2)]
+    proxies: usize,
     /// Also draw throughput against threads and the latency distribution
     /// as an SVG file.
     #[arg(long)]
@@ -112,6 +123,23 @@ impl Args {
     }
 }
 
+/// An engine to run: one of the in-process kinds, or the two-tier setup
+/// on a Redis.
+#[derive(Debug)]
+enum Choice {
+    Kind(EngineKind),
+    External(String),
+}
+
+impl Choice {
+    fn build(&self, w: &Workload, proxies: usize) -> Result<Box<dyn Engine>, String> {
+        match self {
+            Choice::Kind(kind) => kind.build(w.capacity, w.timeout),
+            Choice::External(url) => Ok(Box::new(TwoTier::new(url, proxies, w.capacity)?)),
+        }
+    }
+}
+
 /// Prints `message` and the usage to stderr and exits with status 2.
 fn usage_error(message: String) -> ! {
     let usage = Args::command().render_usage();
@@ -133,12 +161,19 @@ fn main() -> ExitCode {
         usage_error(format!("error: {message}\n"));
     }
     let mut engines = vec![EngineKind::Tlscache];
-    let chosen = if args.engines.is_empty() {
-        EngineKind::ALL.to_vec()
-    } else {
-        args.engines.clone()
+    let chosen = match (&args.external, args.engines.is_empty()) {
+        (_, false) => args.engines.clone(),
+        (None, true) => EngineKind::ALL.to_vec(),
+        (Some(_), true) => vec![EngineKind::Policy],
     };
     engines.extend(chosen.into_iter().filter(|e| *e != EngineKind::Tlscache));
+    let mut engines: Vec<Choice> = engines.into_iter().map(Choice::Kind).collect();
+    if let Some(url) = &args.external {
+        if args.proxies == 0 {
+            usage_error("error: --proxies must be at least 1\n".into());
+        }
+        engines.push(Choice::External(url.clone()));
+    }
     let sweep = if args.threads.is_empty() {
         vec![workload.threads]
     } else {
@@ -182,11 +217,12 @@ fn main() -> ExitCode {
         let streams: Vec<_> = (0..w.threads).map(|t| w.streams(t)).collect();
         let states = w.states();
         let mut outcomes = Vec::new();
-        for kind in &engines {
-            let engine = match kind.build(w.capacity, w.timeout) {
+        for choice in &engines {
+            let engine = match choice.build(w, args.proxies) {
                 Ok(engine) => engine,
                 Err(message) => {
-                    eprintln!("tlscache-loadgen: cannot build {kind:?}: {message}");
+                    bar.finish_and_clear();
+                    eprintln!("tlscache-loadgen: cannot build {choice:?}: {message}");
                     return ExitCode::from(2);
                 }
             };
@@ -210,7 +246,9 @@ fn main() -> ExitCode {
             finished += per_engine(w);
             drop(engine);
             let mut outcome = outcome;
-            outcome.bytes_per_session = probe(*kind, w);
+            if let Choice::Kind(kind) = choice {
+                outcome.bytes_per_session = probe(*kind, w);
+            }
             outcomes.push(outcome);
         }
         report.runs.push(Run {
@@ -238,6 +276,13 @@ fn main() -> ExitCode {
     for run in &report.runs {
         println!("\n{} threads:\n", run.threads);
         print!("{}", table(run));
+        if let Some(tiers) = tiers_table(run) {
+            println!(
+                "\nTiers of the two-tier setup ({} proxies, timed part):\n",
+                args.proxies
+            );
+            print!("{tiers}");
+        }
     }
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&report)

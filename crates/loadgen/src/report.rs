@@ -71,6 +71,42 @@ pub fn table(run: &Run) -> String {
     out
 }
 
+/// For the tiered engines of `run`, a markdown table of what each tier
+/// did: the share of lookups the proxies' own caches answered, and how
+/// Redis fared with the rest. `None` when no engine is tiered.
+pub fn tiers_table(run: &Run) -> Option<String> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| engine | lookups | local hit ratio | Redis lookups | Redis hit ratio | Redis errors | stores dropped |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let mut any = false;
+    for o in &run.outcomes {
+        let Some(t) = o.tiers else { continue };
+        any = true;
+        let ratio = |hits: u64, of: u64| {
+            if of == 0 {
+                "–".to_string()
+            } else {
+                format!("{:.3}", hits as f64 / of as f64)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            o.engine,
+            o.lookups,
+            ratio(t.local_hits, o.lookups),
+            t.remote_lookups,
+            ratio(t.remote_hits, t.remote_lookups),
+            t.remote_errors,
+            t.dropped_stores
+        );
+    }
+    any.then_some(out)
+}
+
 fn si(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2} M", x / 1e6)

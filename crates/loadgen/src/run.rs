@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::engine::{Engine, State};
+use crate::external::Tiers;
 use crate::workload::{session_id, Conn, Workload};
 
 /// One connection in this many is timed, so that reading the clock does
@@ -57,6 +58,8 @@ pub struct Outcome {
     /// Heap bytes per session when filled to capacity, from a separate
     /// probe ([`memory::probe`](crate::memory::probe)), if one ran.
     pub bytes_per_session: Option<f64>,
+    /// For a tiered engine, what each tier did in the timed part.
+    pub tiers: Option<Tiers>,
 }
 
 impl Outcome {
@@ -86,7 +89,7 @@ pub fn run(
     progress: &AtomicU64,
 ) -> Outcome {
     let barrier = Barrier::new(streams.len() + 1);
-    let (results, seconds) = std::thread::scope(|scope| {
+    let (results, seconds, tiers) = std::thread::scope(|scope| {
         let handles: Vec<_> = streams
             .iter()
             .map(|(warm, timed)| {
@@ -108,15 +111,20 @@ pub fn run(
             // extra second covers OpenSSL's whole-second session times.
             std::thread::sleep(short + Duration::from_millis(1100));
         }
+        let tiers_before = engine.tiers();
         barrier.wait();
         let start = Instant::now();
         barrier.wait();
         let seconds = start.elapsed().as_secs_f64();
+        let tiers = engine
+            .tiers()
+            .zip(tiers_before)
+            .map(|(after, before)| after - before);
         let results: Vec<ThreadResult> = handles
             .into_iter()
             .map(|h| h.join().expect("a driver thread panicked"))
             .collect();
-        (results, seconds)
+        (results, seconds, tiers)
     });
     let mut latency = histogram();
     let (mut lookups, mut hits) = (0, 0);
@@ -142,6 +150,7 @@ pub fn run(
             .collect(),
         sessions: engine.sessions(),
         bytes_per_session: None,
+        tiers,
     }
 }
 

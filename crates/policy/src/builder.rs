@@ -9,7 +9,7 @@ use tlscache_core::{BuildError, Cache, Clock, Expiry};
 use crate::cache::{capacity_for, Config, External, SessionCache};
 use crate::client::{ClientStore, DEFAULT_TICKETS_PER_PEER};
 use crate::clock::{SharedClock, SystemClock};
-use crate::external::ExternalStore;
+use crate::external::{ExternalStore, Removal};
 use crate::mode::CacheMode;
 use crate::session::{Session, SessionError, SessionId, SidCtx};
 use crate::stats::{Counter, Counters};
@@ -171,12 +171,17 @@ impl SessionCacheBuilder {
                 if !matches!(cause, Evicted | Expired | Cleared) {
                     return;
                 }
-                if cause == Evicted {
-                    listener_counters.bump(Counter::CacheFull);
-                }
+                let why = match cause {
+                    Evicted => {
+                        listener_counters.bump(Counter::CacheFull);
+                        Removal::Evicted
+                    }
+                    Expired => Removal::Expired,
+                    _ => Removal::Cleared,
+                };
                 session.mark_not_resumable();
                 if let Some(external) = &listener_external {
-                    external.call(|store| store.remove_session(session));
+                    external.call(|store| store.remove_session(session, why));
                 }
             });
         sessions = match capacity_for(self.cache_size) {

@@ -10,7 +10,7 @@ use tlscache_core::Cache;
 use crate::builder::{ConfigError, SessionCacheBuilder, DEFAULT_TIMEOUT};
 use crate::client::ClientStore;
 use crate::clock::SharedClock;
-use crate::external::{ExternalStore, Fetched, StoreError};
+use crate::external::{ExternalStore, Fetched, Removal, StoreError};
 use crate::mode::CacheMode;
 use crate::session::{SessionBuilder, SessionError, SessionId, SidCtx};
 use crate::stats::{Counter, Counters, SessionStats};
@@ -256,10 +256,14 @@ impl SessionCache {
     ///
     /// Once this returns, no lookup resumes `session`.
     pub fn remove_session(&self, session: &Arc<Session>) -> bool {
+        self.remove_for(session, Removal::Removed)
+    }
+
+    fn remove_for(&self, session: &Arc<Session>, why: Removal) -> bool {
         let removed = self.sessions.remove(session.id()).is_some();
         session.mark_not_resumable();
         if let Some(external) = &self.external {
-            external.call(|store| store.remove_session(session));
+            external.call(|store| store.remove_session(session, why));
         }
         removed
     }
@@ -280,12 +284,14 @@ impl SessionCache {
     /// The protocol version check `ssl_get_prev_session` also makes is the
     /// TLS stack's: compare [`Session::version`] with the negotiated one.
     ///
-    /// An empty or oversized `id` is never looked up and counts nothing
-    /// (OpenSSL does not look up an empty id; the wire format forbids more
-    /// than 32 bytes). A session created more than [`MAX_CLOCK_SKEW`]
+    /// An empty or oversized `id`, or a `sid_ctx` over 32 bytes, is never
+    /// looked up and counts nothing (OpenSSL does not look up an empty id;
+    /// the wire format forbids more than 32 bytes, and no session has a
+    /// longer context). A session created more than [`MAX_CLOCK_SKEW`]
     /// seconds in the future does not resume.
     pub fn lookup(&self, id: &[u8], sid_ctx: &[u8]) -> Option<Arc<Session>> {
         let id = SessionId::new(id).ok()?;
+        let sid_ctx = SidCtx::new(sid_ctx).ok()?;
         let mode = self.config.load().mode;
         let mut found = None;
         if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
@@ -295,14 +301,14 @@ impl SessionCache {
             }
         }
         if found.is_none() {
-            let session = self.fetch(&id, |store| store.get_session(&id))?;
+            let session = self.fetch(&id, |store| store.get_session(&id, &sid_ctx))?;
             if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
                 // Either answer lets the resumption go on, as in OpenSSL.
                 self.add_session(&session);
             }
             found = Some(session);
         }
-        self.judge(found?, sid_ctx, true)
+        self.judge(found?, &sid_ctx, true)
     }
 
     /// Single-use resumption for TLS 1.3 stateful tickets and 0-RTT
@@ -318,6 +324,7 @@ impl SessionCache {
     /// from another context is consumed all the same.
     pub fn lookup_once(&self, id: &[u8], sid_ctx: &[u8]) -> Option<Arc<Session>> {
         let id = SessionId::new(id).ok()?;
+        let sid_ctx = SidCtx::new(sid_ctx).ok()?;
         let mode = self.config.load().mode;
         let mut found = None;
         if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
@@ -327,14 +334,14 @@ impl SessionCache {
             }
         }
         if self.external.is_some() {
-            let remote = self.fetch(&id, |store| store.take_session(&id));
+            let remote = self.fetch(&id, |store| store.take_session(&id, &sid_ctx));
             match (&found, remote) {
                 (Some(_), None) => return None,
                 (Some(_), Some(_)) => {}
                 (None, remote) => found = remote,
             }
         }
-        self.judge(found?, sid_ctx, false)
+        self.judge(found?, &sid_ctx, false)
     }
 
     /// An external store's answer for `id`, counted as a callback hit when
@@ -363,17 +370,17 @@ impl SessionCache {
     fn judge(
         &self,
         session: Arc<Session>,
-        sid_ctx: &[u8],
+        sid_ctx: &SidCtx,
         remove_expired: bool,
     ) -> Option<Arc<Session>> {
-        if session.sid_ctx().as_bytes() != sid_ctx {
+        if session.sid_ctx() != sid_ctx {
             return None;
         }
         let now = self.clock.secs();
         if session.is_expired(now) {
             self.counters.bump(Counter::Timeouts);
             if remove_expired {
-                self.remove_session(&session);
+                self.remove_for(&session, Removal::Expired);
             }
             return None;
         }

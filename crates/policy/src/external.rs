@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::session::{Session, SessionId};
+use crate::session::{Session, SessionId, SidCtx};
 
 /// A failure reported by an [`ExternalStore`]. The cache counts it
 /// ([`SessionStats::external_errors`](crate::SessionStats::external_errors))
@@ -45,6 +45,26 @@ impl Fetched {
     }
 }
 
+/// Why a session left the cache, for [`ExternalStore::remove_session`].
+///
+/// OpenSSL's remove callback is not told; a store shared by a fleet wants
+/// to be, since only some of these mean the session must not resume
+/// anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Removal {
+    /// [`remove_session`](crate::SessionCache::remove_session) was called:
+    /// the application wants it never to resume.
+    Removed,
+    /// Timed out: found expired by a lookup, or flushed as expired.
+    Expired,
+    /// Evicted from this cache because it was full.
+    Evicted,
+    /// Flushed with every other session by
+    /// [`flush_sessions(0)`](crate::SessionCache::flush_sessions).
+    Cleared,
+}
+
 /// A session store outside the process-local cache, such as a shared tier
 /// for a fleet: OpenSSL's `SSL_CTX_sess_set_new_cb`, `_get_cb` and
 /// `_remove_cb`, plus an atomic take for single-use tickets.
@@ -62,16 +82,22 @@ pub trait ExternalStore: Send + Sync + 'static {
 
     /// Looks `id` up (`get_session_cb`) after an internal miss, or at once
     /// under [`CacheMode::NO_INTERNAL_LOOKUP`](crate::CacheMode::NO_INTERNAL_LOOKUP).
-    fn get_session(&self, id: &SessionId) -> Result<Option<Fetched>, StoreError>;
+    /// `sid_ctx` is the context of the connection asking (what OpenSSL's
+    /// callback reads off its `SSL *`); a store may key sessions by it, and
+    /// the cache resumes only a session made in that context anyway.
+    fn get_session(&self, id: &SessionId, sid_ctx: &SidCtx) -> Result<Option<Fetched>, StoreError>;
 
     /// Gets and deletes `id` in one atomic step (Redis's `GETDEL`), so that
     /// a single-use ticket resumes at most once across everyone sharing the
     /// store. With a store configured, every single-use resumption, local
     /// hits included, needs this to succeed.
-    fn take_session(&self, id: &SessionId) -> Result<Option<Fetched>, StoreError>;
+    /// `sid_ctx` is as for [`get_session`](Self::get_session).
+    fn take_session(&self, id: &SessionId, sid_ctx: &SidCtx)
+        -> Result<Option<Fetched>, StoreError>;
 
-    /// The session left the cache (`remove_session_cb`): removed, flushed,
-    /// evicted, or found expired by a lookup. Not called when a session is
-    /// replaced by another with the same id, as in OpenSSL.
-    fn remove_session(&self, session: &Arc<Session>) -> Result<(), StoreError>;
+    /// The session left the cache (`remove_session_cb`) for the reason
+    /// `why`: removed, flushed, evicted, or found expired by a lookup. Not
+    /// called when a session is replaced by another with the same id, as
+    /// in OpenSSL.
+    fn remove_session(&self, session: &Arc<Session>, why: Removal) -> Result<(), StoreError>;
 }

@@ -13,6 +13,7 @@
 //! | OpenSSL | here |
 //! | --- | --- |
 //! | `SSL_SESSION` (refcounted) | `Arc<`[`Session`]`>` |
+//! | `i2d_SSL_SESSION` / `d2i_SSL_SESSION` | [`Session::encode`] / [`Session::decode`] |
 //! | `SSL_CTX_add_session` | [`SessionCache::add_session`] |
 //! | `SSL_CTX_remove_session` | [`SessionCache::remove_session`] |
 //! | `SSL_CTX_set_session_cache_mode` / `_get_` | [`SessionCache::set_mode`] / [`SessionCache::mode`] |
@@ -107,6 +108,7 @@ mod builder;
 mod cache;
 mod client;
 mod clock;
+mod codec;
 mod external;
 mod mode;
 mod session;
@@ -118,16 +120,11 @@ pub use builder::{
 pub use cache::{Handshake, SessionCache, Side, MAX_CLOCK_SKEW};
 pub use client::DEFAULT_TICKETS_PER_PEER;
 pub use clock::SystemClock;
-pub use external::{ExternalStore, Fetched, StoreError};
+pub use codec::DecodeError;
+pub use external::{ExternalStore, Fetched, Removal, StoreError};
 pub use mode::CacheMode;
 pub use session::{
     PeerKey, ProtocolVersion, Session, SessionBuilder, SessionError, SessionId, SidCtx,
     MAX_SESSION_ID_LEN, MAX_SID_CTX_LEN, SESSION_DEFAULT_TIMEOUT,
 };
 pub use stats::SessionStats;
-
-/// The README's examples (the core's and this crate's), compiled and run
-/// as doctests here, where both crates are in scope.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

@@ -12,7 +12,7 @@ use common::{
     await_count, cache, cache_with, id, session, session_for, with_store, Call, Fault, T0,
 };
 use tlscache_policy::{
-    CacheMode, Handshake, Session, SessionCache, Side, DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
+    CacheMode, Handshake, Removal, Session, SessionCache, Side, DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
 };
 
 fn ctx_of(s: &Session) -> Vec<u8> {
@@ -89,7 +89,7 @@ fn removing_an_uncached_session_returns_false_and_still_marks_it() {
     let s = session(&c, 1);
     assert!(!c.remove_session(&s));
     assert!(!s.is_resumable());
-    assert_eq!(store.calls(), vec![Call::Remove(1)]);
+    assert_eq!(store.calls(), vec![Call::Remove(1, Removal::Removed)]);
 }
 
 /// remove_session_lock looks the session up by id: removing one object
@@ -290,7 +290,7 @@ fn expired_sessions_are_flushed_on_the_256th_handshake() {
     c.handshake_finished(Side::Server, Handshake::Resumed);
     assert_eq!(c.sess_number(), 0, "flushed with the 256th");
     assert!(!old.is_resumable());
-    assert_eq!(store.calls(), vec![Call::Remove(1)]);
+    assert_eq!(store.calls(), vec![Call::Remove(1, Removal::Expired)]);
     assert_eq!(c.stats().accept_good, 256);
 
     let late = session_for(&c, 2, 10);
@@ -438,7 +438,7 @@ fn an_expired_session_counts_a_timeout_and_is_removed() {
     assert_eq!((stats.timeouts, stats.hits, stats.misses), (1, 1, 0));
     assert_eq!(c.sess_number(), 0);
     assert!(!s.is_resumable());
-    assert_eq!(store.calls(), vec![Call::Remove(1)]);
+    assert_eq!(store.calls(), vec![Call::Remove(1, Removal::Expired)]);
 }
 
 /// SSL_CTX_flush_sessions(ctx, t): removes each session with
@@ -456,11 +456,11 @@ fn flush_sessions_removes_exactly_the_timed_out() {
     c.flush_sessions(T0 + 11);
     assert_eq!(c.sess_number(), 1);
     assert!(!short.is_resumable() && long.is_resumable());
-    assert_eq!(store.calls(), vec![Call::Remove(1)]);
+    assert_eq!(store.calls(), vec![Call::Remove(1, Removal::Expired)]);
     c.flush_sessions(0);
     assert_eq!(c.sess_number(), 0);
     assert!(!long.is_resumable());
-    assert_eq!(store.calls(), vec![Call::Remove(2)]);
+    assert_eq!(store.calls(), vec![Call::Remove(2, Removal::Cleared)]);
 }
 
 /// A flush at a time far ahead of the clock and then one at the real time
@@ -493,7 +493,7 @@ fn a_full_cache_evicts_first_and_counts_cache_full() {
     let stats = c.stats();
     assert_eq!(stats.cache_full, 1);
     assert!(!sessions[0].is_resumable());
-    assert_eq!(store.calls(), vec![Call::Remove(1)]);
+    assert_eq!(store.calls(), vec![Call::Remove(1, Removal::Evicted)]);
 
     let (one, _) = cache_with(SessionCache::builder().cache_size(1));
     one.add_session(&session(&one, 1));

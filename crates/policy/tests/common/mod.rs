@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tlscache_core::ManualClock;
 use tlscache_policy::{
-    ExternalStore, Fetched, Session, SessionCache, SessionCacheBuilder, SessionId, StoreError,
+    ExternalStore, Fetched, Removal, Session, SessionCache, SessionCacheBuilder, SessionId, SidCtx,
+    StoreError,
 };
 
 /// The tests' "now": an ordinary Unix time.
@@ -77,7 +78,8 @@ pub enum Call {
     New(u8),
     Get(u8),
     Take(u8),
-    Remove(u8),
+    /// A session left, and why.
+    Remove(u8, Removal),
 }
 
 /// How the recording store misbehaves.
@@ -165,25 +167,25 @@ impl ExternalStore for Recorder {
         Ok(())
     }
 
-    fn get_session(&self, id: &SessionId) -> Result<Option<Fetched>, StoreError> {
+    fn get_session(&self, id: &SessionId, _: &SidCtx) -> Result<Option<Fetched>, StoreError> {
         self.calls.lock().unwrap().push(Call::Get(tag(id)));
         self.misbehave()?;
         let found = self.sessions.lock().unwrap().get(id).cloned();
         Ok(found.map(|s| self.hand_out(s)))
     }
 
-    fn take_session(&self, id: &SessionId) -> Result<Option<Fetched>, StoreError> {
+    fn take_session(&self, id: &SessionId, _: &SidCtx) -> Result<Option<Fetched>, StoreError> {
         self.calls.lock().unwrap().push(Call::Take(tag(id)));
         self.misbehave()?;
         let found = self.sessions.lock().unwrap().remove(id);
         Ok(found.map(|s| self.hand_out(s)))
     }
 
-    fn remove_session(&self, session: &Arc<Session>) -> Result<(), StoreError> {
+    fn remove_session(&self, session: &Arc<Session>, why: Removal) -> Result<(), StoreError> {
         self.calls
             .lock()
             .unwrap()
-            .push(Call::Remove(tag(session.id())));
+            .push(Call::Remove(tag(session.id()), why));
         self.misbehave()?;
         self.sessions.lock().unwrap().remove(session.id());
         Ok(())
