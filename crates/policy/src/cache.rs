@@ -81,6 +81,9 @@ pub enum Handshake<'a> {
     New(&'a Arc<Session>),
     /// A previous session was resumed.
     Resumed,
+    /// A full handshake whose sessions were handed over already, through
+    /// [`SessionCache::new_session`]: counted, and nothing stored.
+    Full,
 }
 
 /// The external store and what it needs to call it safely.
@@ -259,6 +262,26 @@ impl SessionCache {
         self.remove_for(session, Removal::Removed)
     }
 
+    /// `SSL_CTX_remove_session` for a TLS stack that names the session by
+    /// id only (OpenSSL's remove callback hands over its own session
+    /// object): removes the session cached under `id`, marks it
+    /// non-resumable and tells the external store. Returns `false`, and
+    /// does nothing, when no session is cached under `id` (an invalid `id`
+    /// included).
+    pub fn remove_session_id(&self, id: &[u8]) -> bool {
+        let Ok(id) = SessionId::new(id) else {
+            return false;
+        };
+        let Some(session) = self.sessions.remove(&id) else {
+            return false;
+        };
+        session.mark_not_resumable();
+        if let Some(external) = &self.external {
+            external.call(|store| store.remove_session(&session, Removal::Removed));
+        }
+        true
+    }
+
     fn remove_for(&self, session: &Arc<Session>, why: Removal) -> bool {
         let removed = self.sessions.remove(session.id()).is_some();
         session.mark_not_resumable();
@@ -414,34 +437,50 @@ impl SessionCache {
     /// and not [`CacheMode::NO_AUTO_CLEAR`], expired sessions are flushed:
     /// on every 256th handshake, at O(expired).
     pub fn handshake_finished(&self, side: Side, outcome: Handshake<'_>) {
-        let mode = self.config.load().mode;
         match outcome {
-            Handshake::New(session) if mode.intersects(side.mode()) => {
-                if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
-                    match (side, session.peer()) {
-                        (Side::Client, Some(peer)) => self.client.put(peer, Arc::clone(session)),
-                        _ => {
-                            self.add_session(session);
-                        }
-                    }
-                }
-                if let Some(external) = &self.external {
-                    external.call(|store| store.new_session(session));
-                }
-            }
-            Handshake::New(_) => {}
+            Handshake::New(session) => self.new_session(side, session),
+            Handshake::Full => {}
             Handshake::Resumed => {
                 if side == Side::Client {
                     self.counters.bump(Counter::Hits);
                 }
             }
         }
+        let mode = self.config.load().mode;
         let before = self.counters.finished(side == Side::Server);
         if !mode.contains(CacheMode::NO_AUTO_CLEAR)
             && mode.contains(side.mode())
             && before & AUTO_FLUSH_MASK == AUTO_FLUSH_MASK
         {
             self.flush_sessions(self.clock.secs());
+        }
+    }
+
+    /// The storing half of [`handshake_finished`](Self::handshake_finished)
+    /// for [`Handshake::New`], without counting a handshake: for a TLS
+    /// stack that hands sessions over apart from the end of a handshake
+    /// (a TLS 1.3 server issuing several tickets, say). Report the
+    /// handshake itself as [`Handshake::Full`].
+    ///
+    /// If the mode enables `side`: stores `session` internally unless
+    /// [`CacheMode::NO_INTERNAL_STORE`] (a client session with a
+    /// [peer](Session::peer) goes to that peer's list), then hands it to
+    /// the external store's `new_session`.
+    pub fn new_session(&self, side: Side, session: &Arc<Session>) {
+        let mode = self.config.load().mode;
+        if !mode.intersects(side.mode()) {
+            return;
+        }
+        if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
+            match (side, session.peer()) {
+                (Side::Client, Some(peer)) => self.client.put(peer, Arc::clone(session)),
+                _ => {
+                    self.add_session(session);
+                }
+            }
+        }
+        if let Some(external) = &self.external {
+            external.call(|store| store.new_session(session));
         }
     }
 

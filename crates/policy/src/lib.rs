@@ -124,7 +124,7 @@ pub use codec::DecodeError;
 pub use external::{ExternalStore, Fetched, Removal, StoreError};
 pub use mode::CacheMode;
 pub use session::{
-    PeerKey, ProtocolVersion, Session, SessionBuilder, SessionError, SessionId, SidCtx,
+    ExData, PeerKey, ProtocolVersion, Session, SessionBuilder, SessionError, SessionId, SidCtx,
     MAX_SESSION_ID_LEN, MAX_SID_CTX_LEN, SESSION_DEFAULT_TIMEOUT,
 };
 pub use stats::SessionStats;

@@ -171,8 +171,13 @@ pub struct Session {
     timeout: u64,
     state: Zeroizing<Vec<u8>>,
     peer: Option<PeerKey>,
+    ex_data: Option<ExData>,
     not_resumable: AtomicBool,
 }
+
+/// Application data riding with a session: OpenSSL's
+/// `SSL_SESSION_set_ex_data`, typed.
+pub type ExData = Arc<dyn std::any::Any + Send + Sync>;
 
 impl Session {
     /// Starts a session with id `id` and resumption state `state`; see
@@ -186,6 +191,7 @@ impl Session {
             timeout: SESSION_DEFAULT_TIMEOUT,
             state: Zeroizing::new(state.into()),
             peer: None,
+            ex_data: None,
         }
     }
 
@@ -236,6 +242,14 @@ impl Session {
         self.peer.as_ref()
     }
 
+    /// The application data attached at creation, if it is a `T`
+    /// (`SSL_SESSION_get_ex_data`). A TLS stack whose session objects
+    /// cannot be serialized keeps them here. Not part of
+    /// [`encode`](Self::encode).
+    pub fn ex_data<T: std::any::Any>(&self) -> Option<&T> {
+        self.ex_data.as_deref()?.downcast_ref()
+    }
+
     /// Whether it may still be resumed (`SSL_SESSION_is_resumable`).
     pub fn is_resumable(&self) -> bool {
         // Acquire pairs with the Release in `mark_not_resumable`: whoever
@@ -263,6 +277,7 @@ impl fmt::Debug for Session {
                 &format_args!("<{} secret bytes>", self.state.len()),
             )
             .field("peer", &self.peer)
+            .field("ex_data", &self.ex_data.is_some())
             .field("resumable", &self.is_resumable())
             .finish()
     }
@@ -281,6 +296,7 @@ pub struct SessionBuilder {
     timeout: u64,
     state: Zeroizing<Vec<u8>>,
     peer: Option<PeerKey>,
+    ex_data: Option<ExData>,
 }
 
 impl SessionBuilder {
@@ -316,6 +332,12 @@ impl SessionBuilder {
         self
     }
 
+    /// Application data to ride with the session; see [`Session::ex_data`].
+    pub fn ex_data(mut self, data: ExData) -> Self {
+        self.ex_data = Some(data);
+        self
+    }
+
     /// The session, or why its id or context is not acceptable.
     pub fn build(self) -> Result<Session, SessionError> {
         Ok(Session {
@@ -326,6 +348,7 @@ impl SessionBuilder {
             timeout: self.timeout,
             state: self.state,
             peer: self.peer,
+            ex_data: self.ex_data,
             not_resumable: AtomicBool::new(false),
         })
     }

@@ -92,6 +92,44 @@ fn removing_an_uncached_session_returns_false_and_still_marks_it() {
     assert_eq!(store.calls(), vec![Call::Remove(1, Removal::Removed)]);
 }
 
+/// OpenSSL's remove callback hands a TLS stack's own session object over;
+/// an adapter removes by id what the cache holds under it.
+#[test]
+fn removing_by_id_marks_and_reports_what_was_cached() {
+    let (c, _, store) = with_store(SessionCache::builder());
+    let s = session(&c, 1);
+    c.add_session(&s);
+    assert!(c.remove_session_id(s.id().as_bytes()));
+    assert!(!s.is_resumable());
+    assert_eq!(c.sess_number(), 0);
+    assert_eq!(store.calls(), vec![Call::Remove(1, Removal::Removed)]);
+    assert!(
+        !c.remove_session_id(s.id().as_bytes()),
+        "nothing cached under it now"
+    );
+    assert!(!c.remove_session_id(&[]), "an invalid id");
+    assert!(!c.remove_session_id(&[1; 33]));
+    assert_eq!(store.calls(), vec![], "no callback when nothing was cached");
+}
+
+/// SSL_SESSION_set_ex_data: application data rides with the session.
+#[test]
+fn ex_data_rides_with_the_session_by_type() {
+    let s = Session::builder(b"id", Vec::new())
+        .ex_data(std::sync::Arc::new(42u32))
+        .build()
+        .unwrap();
+    assert_eq!(s.ex_data::<u32>(), Some(&42));
+    assert_eq!(s.ex_data::<u64>(), None, "another type is not there");
+    assert_eq!(
+        Session::builder(b"id", Vec::new())
+            .build()
+            .unwrap()
+            .ex_data::<u32>(),
+        None
+    );
+}
+
 /// remove_session_lock looks the session up by id: removing one object
 /// removes whatever is cached under its id.
 #[test]
