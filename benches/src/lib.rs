@@ -1,28 +1,53 @@
-//! Workloads and engine adapters shared by the benchmarks.
+//! Workloads for the benchmarks, run through the load generator's
+//! [`Engine`] trait, so the benchmarks and the main job drive every engine
+//! through the same adapters.
 //!
-//! Every engine is driven through [`Engine`] on the same pre-generated
-//! operation streams, so figures compare engines, not harnesses.
+//! Every engine runs the same pre-generated operation streams; figures
+//! compare engines, not harnesses.
 
-use std::sync::Arc;
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
+pub use tlscache_loadgen::{Engine, EngineKind, SessionId as Key, State};
 
-/// A session id: 32 random bytes, like a TLS session id.
-pub type Key = [u8; 32];
+/// The engines every throughput benchmark compares: tlscache-core first,
+/// then its peers.
+pub const ENGINES: [EngineKind; 4] = [
+    EngineKind::Tlscache,
+    EngineKind::QuickCache,
+    EngineKind::Moka,
+    EngineKind::MutexLru,
+];
 
-/// A shared session payload.
-pub type Payload<const N: usize> = Arc<[u8; N]>;
+/// A short, path-safe label for an engine (criterion uses it as a folder).
+pub fn label(kind: EngineKind) -> &'static str {
+    match kind {
+        EngineKind::Tlscache => "tlscache",
+        EngineKind::Policy => "tlscache-policy",
+        EngineKind::QuickCache => "quick_cache",
+        EngineKind::Moka => "moka",
+        EngineKind::MutexLru => "mutex_lru",
+        EngineKind::Rustls => "rustls",
+    }
+}
+
+/// How long every stored session lives: longer than any run.
+pub const TTL: Duration = Duration::from_secs(3600);
 
 /// One operation of a stream; the number indexes the key set.
 #[derive(Debug, Clone, Copy)]
 pub enum Op {
     /// Look the key up.
     Get(u32),
-    /// Store a payload under the key.
-    Insert(u32),
-    /// Remove the key.
-    Remove(u32),
+    /// Store a session under the key.
+    Store(u32),
+    /// Take (get and remove) the key.
+    Take(u32),
+    /// Take the key, then store it again, so that the cache stays full.
+    TakeStore(u32),
 }
 
 /// How keys are drawn.
@@ -44,6 +69,15 @@ impl Dist {
     }
 }
 
+/// Shares of each kind of operation, in percent (the rest are takes).
+#[derive(Debug, Clone, Copy)]
+pub struct Mix {
+    /// Gets.
+    pub get: u32,
+    /// Stores.
+    pub store: u32,
+}
+
 /// `n` distinct random 32-byte keys.
 pub fn keys(n: usize, seed: u64) -> Vec<Key> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -58,129 +92,112 @@ pub fn keys(n: usize, seed: u64) -> Vec<Key> {
     out
 }
 
-/// A stream of `len` operations over `keys` keys: `get_pct`% gets,
-/// `insert_pct`% inserts, the rest removes.
-pub fn ops(
-    len: usize,
-    keys: usize,
-    dist: Dist,
-    get_pct: u32,
-    insert_pct: u32,
-    seed: u64,
-) -> Vec<Op> {
+/// Key indices `0..keys`, `len` of them, drawn by `dist`.
+pub fn draws(len: usize, keys: usize, dist: Dist, seed: u64) -> Vec<u32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let zipf = Zipf::new(keys as u64, 1.0).expect("valid zipf parameters");
     (0..len)
-        .map(|_| {
-            let key = match dist {
-                Dist::Zipf => zipf.sample(&mut rng) as u32 - 1,
-                Dist::Uniform => rng.gen_range(0..keys as u32),
-            };
-            match rng.gen_range(0..100) {
-                p if p < get_pct => Op::Get(key),
-                p if p < get_pct + insert_pct => Op::Insert(key),
-                _ => Op::Remove(key),
-            }
+        .map(|_| match dist {
+            Dist::Zipf => zipf.sample(&mut rng) as u32 - 1,
+            Dist::Uniform => rng.gen_range(0..keys as u32),
         })
         .collect()
 }
 
-/// A cache as the benchmarks drive it.
-pub trait Engine<const N: usize>: Send + Sync {
-    /// Looks `key` up; true on a hit.
-    fn get(&self, key: &Key) -> bool;
-    /// Stores `value` under `key`.
-    fn insert(&self, key: Key, value: Payload<N>);
-    /// Removes `key`.
-    fn remove(&self, key: &Key);
+/// A stream of `len` operations over `keys` keys in proportions `mix`.
+pub fn ops(len: usize, keys: usize, dist: Dist, mix: Mix, seed: u64) -> Vec<Op> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
+    draws(len, keys, dist, seed)
+        .into_iter()
+        .map(|key| match rng.gen_range(0..100) {
+            p if p < mix.get => Op::Get(key),
+            p if p < mix.get + mix.store => Op::Store(key),
+            _ => Op::Take(key),
+        })
+        .collect()
 }
 
 /// Runs `ops` against `engine`; returns the hits, so nothing is optimised out.
-pub fn run<const N: usize>(
-    engine: &dyn Engine<N>,
-    keys: &[Key],
-    ops: &[Op],
-    payload: &Payload<N>,
-) -> u64 {
+pub fn run(engine: &dyn Engine, keys: &[Key], ops: &[Op], state: &State) -> u64 {
     let mut hits = 0;
     for op in ops {
         match *op {
-            Op::Get(k) => hits += u64::from(engine.get(&keys[k as usize])),
-            Op::Insert(k) => engine.insert(keys[k as usize], payload.clone()),
-            Op::Remove(k) => engine.remove(&keys[k as usize]),
+            Op::Get(k) => hits += u64::from(engine.lookup(&keys[k as usize])),
+            Op::Store(k) => engine.store(keys[k as usize], state, TTL),
+            Op::Take(k) => hits += u64::from(engine.take(&keys[k as usize])),
+            Op::TakeStore(k) => {
+                hits += u64::from(engine.take(&keys[k as usize]));
+                engine.store(keys[k as usize], state, TTL);
+            }
         }
     }
     hits
 }
 
-/// Defines an adapter: a wrapper around one engine's cache, built from a
-/// capacity, and its [`Engine`] impl. Engines differ only in their type,
-/// their constructor and the name of their remove method.
-macro_rules! adapter {
-    ($(#[$doc:meta])* $name:ident($inner:ty), |$cap:ident| $build:expr, remove: $remove:ident) => {
-        $(#[$doc])*
-        pub struct $name<const N: usize>(pub $inner);
-
-        impl<const N: usize> $name<N> {
-            /// A cache of `capacity` entries with the engine's defaults.
-            pub fn new($cap: usize) -> Self {
-                Self($build)
-            }
-        }
-
-        impl<const N: usize> Engine<N> for $name<N> {
-            fn get(&self, key: &Key) -> bool {
-                self.0.get(key).is_some()
-            }
-            fn insert(&self, key: Key, value: Payload<N>) {
-                self.0.insert(key, value);
-            }
-            fn remove(&self, key: &Key) {
-                self.0.$remove(key);
-            }
-        }
-    };
-}
-
-adapter!(
-    /// tlscache-core.
-    Tlscache(tlscache_core::Cache<Key, [u8; N]>),
-    |capacity| tlscache_core::Cache::new(capacity).expect("valid capacity"),
-    remove: remove
-);
-
-adapter!(
-    /// quick_cache's sync cache.
-    QuickCache(quick_cache::sync::Cache<Key, Payload<N>>),
-    |capacity| quick_cache::sync::Cache::new(capacity),
-    remove: remove
-);
-
-adapter!(
-    /// moka's sync cache.
-    Moka(moka::sync::Cache<Key, Payload<N>>),
-    |capacity| moka::sync::Cache::new(capacity as u64),
-    remove: invalidate
-);
-
-/// An unsynchronised hashbrown map with the same hasher: the floor for a
-/// single-threaded lookup.
-pub struct Hashbrown<const N: usize>(pub hashbrown::HashMap<Key, Payload<N>, ahash::RandomState>);
-
-impl<const N: usize> Hashbrown<N> {
-    /// An empty map.
-    pub fn new() -> Self {
-        Self(hashbrown::HashMap::with_hasher(ahash::RandomState::new()))
-    }
-
-    /// The payload for `key`, cloned like a cache's handle.
-    pub fn get(&self, key: &Key) -> Option<Payload<N>> {
-        self.0.get(key).cloned()
+/// Stores every key of `keys` in `engine`.
+pub fn fill(engine: &dyn Engine, keys: &[Key], state: &State) {
+    for k in keys {
+        engine.store(*k, state, TTL);
     }
 }
 
-impl<const N: usize> Default for Hashbrown<N> {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Runs `iters` operations on each of `streams.len()` threads at once
+/// (each thread its own stream, wrapping around) and returns the wall time
+/// from a common start to the last thread's end.
+pub fn timed(
+    engine: &dyn Engine,
+    keys: &[Key],
+    streams: &[Vec<Op>],
+    state: &State,
+    iters: u64,
+) -> Duration {
+    let start = Barrier::new(streams.len() + 1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = streams
+            .iter()
+            .map(|stream| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    let mut left = iters as usize;
+                    let mut hits = 0;
+                    while left > 0 {
+                        let n = left.min(stream.len());
+                        hits += run(engine, keys, &stream[..n], state);
+                        left -= n;
+                    }
+                    black_box(hits);
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        for w in workers {
+            w.join().expect("a benchmark thread panicked");
+        }
+        t0.elapsed()
+    })
+}
+
+/// A session state of `bytes` bytes, shared by every stored session.
+pub fn state(bytes: usize) -> State {
+    Arc::new(vec![7u8; bytes])
+}
+
+/// The resident set size of this process, in bytes.
+pub fn rss_bytes() -> Result<u64, String> {
+    let statm = std::fs::read_to_string("/proc/self/statm")
+        .map_err(|e| format!("/proc/self/statm: {e}"))?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .ok_or("unexpected /proc/self/statm format")?;
+    Ok(pages * 4096)
+}
+
+/// Whether the quick subset was asked for (`TLSCACHE_BENCH_QUICK=1`, as
+/// `tools/bench --quick` sets it).
+pub fn quick() -> bool {
+    std::env::var_os("TLSCACHE_BENCH_QUICK").is_some_and(|v| v == "1")
 }

@@ -1,0 +1,315 @@
+//! The benchmark suite: tlscache-core against quick_cache, moka and one
+//! `Mutex<LruCache>`, every engine through the load generator's `Engine`
+//! trait; the cost of expiry sweeps; and the policy layer's overhead.
+//!
+//! `cargo bench -p tlscache-benches --bench suite` runs everything
+//! (`tools/bench` does, and tabulates it); with `TLSCACHE_BENCH_QUICK=1`
+//! (`tools/bench --quick`) it runs a minutes-long subset: 100k entries,
+//! 1 and 2 threads, zipf ids.
+//!
+//! Groups are named `op/ids/size`, benchmarks `engine/threads`:
+//! - `get_hit`: lookups of resident keys (capacity twice the key count);
+//! - `get_miss`: lookups of keys never stored, in a full cache;
+//! - `insert`: stores over twice as many keys as the capacity (steady
+//!   eviction);
+//! - `take`: a take of a resident key and the store that puts it back;
+//! - `mix`: 90% lookups, 9% stores, 1% takes over twice as many keys as
+//!   the capacity.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tlscache_benches::{
+    draws, fill, keys, label, ops, quick, state, timed, Dist, EngineKind, Key, Mix, Op, ENGINES,
+    TTL,
+};
+use tlscache_core::{Cache, ManualClock};
+
+/// Operations per thread's stream (runs wrap around it).
+const STREAM: usize = 1 << 18;
+/// Bytes of the shared session state.
+const STATE: usize = 256;
+
+fn sizes() -> Vec<(usize, &'static str)> {
+    if quick() {
+        vec![(100_000, "100k")]
+    } else {
+        vec![(1_000, "1k"), (100_000, "100k"), (1_000_000, "1M")]
+    }
+}
+
+fn threads() -> Vec<usize> {
+    if quick() {
+        vec![1, 2]
+    } else {
+        vec![1, 2, 4, 8]
+    }
+}
+
+fn dists() -> Vec<Dist> {
+    if quick() {
+        vec![Dist::Zipf]
+    } else {
+        vec![Dist::Zipf, Dist::Uniform]
+    }
+}
+
+/// One workload: how to size and fill each engine, and each thread's
+/// stream.
+struct Workload {
+    name: &'static str,
+    capacity: usize,
+    /// Keys stored before timing.
+    prefill: Vec<Key>,
+    /// The keys the streams index.
+    keys: Vec<Key>,
+    streams: Vec<Vec<Op>>,
+}
+
+fn workloads(size: usize, dist: Dist, max_threads: usize) -> Vec<Workload> {
+    let resident = keys(size, 1);
+    let stored: std::collections::HashSet<&Key> = resident.iter().collect();
+    let mut absent = keys(2 * size, 2);
+    absent.retain(|k| !stored.contains(k));
+    absent.truncate(size);
+    let space = keys(2 * size, 3);
+    let streams = |n: usize, make: &dyn Fn(u64) -> Vec<Op>| -> Vec<Vec<Op>> {
+        (0..n as u64).map(|t| make(100 + t)).collect()
+    };
+    let over = |n: usize, wrap: fn(u32) -> Op| {
+        move |seed: u64| {
+            draws(STREAM, n, dist, seed)
+                .into_iter()
+                .map(wrap)
+                .collect::<Vec<_>>()
+        }
+    };
+    vec![
+        Workload {
+            name: "get_hit",
+            capacity: 2 * size,
+            prefill: resident.clone(),
+            keys: resident.clone(),
+            streams: streams(max_threads, &over(size, Op::Get)),
+        },
+        Workload {
+            name: "get_miss",
+            capacity: size,
+            prefill: resident.clone(),
+            keys: absent,
+            streams: streams(max_threads, &over(size, Op::Get)),
+        },
+        Workload {
+            name: "insert",
+            capacity: size,
+            prefill: space.clone(),
+            keys: space.clone(),
+            streams: streams(max_threads, &over(2 * size, Op::Store)),
+        },
+        Workload {
+            name: "take",
+            capacity: 2 * size,
+            prefill: resident.clone(),
+            keys: resident,
+            streams: streams(max_threads, &over(size, Op::TakeStore)),
+        },
+        Workload {
+            name: "mix",
+            capacity: size,
+            prefill: space.clone(),
+            keys: space,
+            streams: streams(max_threads, &|seed| {
+                ops(STREAM, 2 * size, dist, Mix { get: 90, store: 9 }, seed)
+            }),
+        },
+    ]
+}
+
+fn throughput(c: &mut Criterion) {
+    let state = state(STATE);
+    let threads = threads();
+    let max_threads = threads.iter().copied().max().unwrap_or(1);
+    for (size, size_name) in sizes() {
+        for dist in dists() {
+            for w in workloads(size, dist, max_threads) {
+                let mut group =
+                    c.benchmark_group(format!("{}/{}/{size_name}", w.name, dist.name()));
+                for kind in ENGINES {
+                    let engine = kind.build(w.capacity, TTL).expect("a valid engine");
+                    fill(&*engine, &w.prefill, &state);
+                    for &t in &threads {
+                        group.throughput(Throughput::Elements(t as u64));
+                        let id = BenchmarkId::new(label(kind), format!("{t}t"));
+                        group.bench_function(id, |b| {
+                            b.iter_custom(|iters| {
+                                timed(&*engine, &w.keys, &w.streams[..t], &state, iters)
+                            })
+                        });
+                    }
+                }
+                group.finish();
+            }
+        }
+    }
+}
+
+/// Entries in the expiry benchmarks' cache.
+const EXPIRY_ENTRIES: usize = 1_000_000;
+/// Far enough ahead that the long-lived entries never come due in a run.
+const LONG: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A cache of 1M entries on a manual clock, none of them due.
+fn expiry_cache(keys: &[Key]) -> (Cache<Key, Vec<u8>>, ManualClock) {
+    let clock = ManualClock::new();
+    let cache = Cache::builder()
+        .capacity(2 * EXPIRY_ENTRIES)
+        .clock(clock.clone())
+        .build()
+        .expect("a valid cache");
+    let value = Arc::new(vec![7u8; 64]);
+    for k in keys {
+        cache.insert_with_ttl(*k, Arc::clone(&value), LONG);
+    }
+    (cache, clock)
+}
+
+/// One sweep of 1M entries of which a share is due: the cost must follow
+/// the number due (throughput is in expired entries), not the 1M.
+fn expiry_sweep(c: &mut Criterion) {
+    let keys = keys(EXPIRY_ENTRIES, 4);
+    let value = Arc::new(vec![7u8; 64]);
+    let mut group = c.benchmark_group("expiry/sweep/1M");
+    for (due, name) in [(1_000, "0.1%"), (10_000, "1%"), (500_000, "50%")] {
+        let (cache, clock) = expiry_cache(&keys);
+        group.throughput(Throughput::Elements(due as u64));
+        group.bench_function(BenchmarkId::new("tlscache", name), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    // Untimed: make `due` entries expire 1 ms from now.
+                    for k in &keys[..due] {
+                        cache.insert_with_ttl(*k, Arc::clone(&value), Duration::from_millis(1));
+                    }
+                    clock.advance(Duration::from_millis(2));
+                    let t0 = Instant::now();
+                    cache.flush_expired();
+                    spent += t0.elapsed();
+                }
+                assert_eq!(
+                    cache.len(),
+                    (EXPIRY_ENTRIES - due) as u64,
+                    "the sweep took them"
+                );
+                spent
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Lookups of long-lived entries, alone and while another thread sweeps
+/// 10% of the cache over and over: reads take no lock, so a sweep should
+/// cost them only the shared cache lines.
+fn expiry_get_during_sweep(c: &mut Criterion) {
+    let keys = keys(EXPIRY_ENTRIES, 5);
+    let (cache, clock) = expiry_cache(&keys);
+    let swept = EXPIRY_ENTRIES / 10;
+    let reads: Vec<u32> = draws(STREAM, EXPIRY_ENTRIES - swept, Dist::Zipf, 6)
+        .into_iter()
+        .map(|i| i + swept as u32)
+        .collect();
+    let value = Arc::new(vec![7u8; 64]);
+    let get = |iters: u64| {
+        let t0 = Instant::now();
+        let mut hits = 0u64;
+        for i in 0..iters as usize {
+            hits += u64::from(cache.get(&keys[reads[i % reads.len()] as usize]).is_some());
+        }
+        let spent = t0.elapsed();
+        assert_eq!(hits, iters, "long-lived entries stay");
+        spent
+    };
+    let mut group = c.benchmark_group("expiry/get/1M");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("tlscache", "idle"), |b| {
+        b.iter_custom(|iters| black_box(get(iters)))
+    });
+    group.bench_function(BenchmarkId::new("tlscache", "during_sweeps"), |b| {
+        b.iter_custom(|iters| {
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        for k in &keys[..swept] {
+                            cache.insert_with_ttl(*k, Arc::clone(&value), Duration::from_millis(1));
+                        }
+                        clock.advance(Duration::from_millis(2));
+                        cache.flush_expired();
+                    }
+                });
+                let spent = get(iters);
+                stop.store(true, Ordering::Relaxed);
+                spent
+            })
+        })
+    });
+    group.finish();
+}
+
+/// tlscache-policy's lookup and new session (built from the state, stored
+/// by a finished handshake) against tlscache-core's get and insert.
+fn policy_overhead(c: &mut Criterion) {
+    let state = state(STATE);
+    let size = 100_000;
+    let resident = keys(size, 7);
+    let lookups: Vec<Vec<Op>> = (0..2)
+        .map(|t| {
+            draws(STREAM, size, Dist::Zipf, 200 + t)
+                .into_iter()
+                .map(Op::Get)
+                .collect()
+        })
+        .collect();
+    let stores: Vec<Vec<Op>> = (0..2)
+        .map(|t| {
+            draws(STREAM, size, Dist::Zipf, 300 + t)
+                .into_iter()
+                .map(Op::Store)
+                .collect()
+        })
+        .collect();
+    for (name, streams) in [("lookup", &lookups), ("new_session", &stores)] {
+        let mut group = c.benchmark_group(format!("policy/{name}/100k"));
+        for kind in [EngineKind::Tlscache, EngineKind::Policy] {
+            let engine = kind.build(2 * size, TTL).expect("a valid engine");
+            fill(&*engine, &resident, &state);
+            for t in [1usize, 2] {
+                group.throughput(Throughput::Elements(t as u64));
+                group.bench_function(BenchmarkId::new(label(kind), format!("{t}t")), |b| {
+                    b.iter_custom(|iters| timed(&*engine, &resident, &streams[..t], &state, iters))
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+fn config() -> Criterion {
+    let (warm, measure) = if quick() { (300, 700) } else { (500, 1500) };
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(warm))
+        .measurement_time(Duration::from_millis(measure))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = throughput, expiry_sweep, expiry_get_during_sweep, policy_overhead
+}
+criterion_main!(benches);

@@ -1,0 +1,147 @@
+"""Turns one tools/bench run (target/criterion, and the mem and latency
+probes' output in the environment) into the README's tables. Called by
+tools/bench; not meant to be run alone."""
+
+import json
+import os
+import pathlib
+import re
+
+root = pathlib.Path("target/criterion")
+PEERS = [("quick_cache", "quick_cache"), ("moka", "moka"), ("mutex_lru", "Mutex<LruCache>")]
+
+
+def ops_per_sec(group, engine, param):
+    d = root / group / engine / param / "new"
+    if not d.exists():
+        return None
+    est = json.loads((d / "estimates.json").read_text())
+    bench = json.loads((d / "benchmark.json").read_text())
+    elements = bench["throughput"]["Elements"]
+    return elements / est["median"]["point_estimate"] * 1e9
+
+
+def median_ns(group, engine, param):
+    d = root / group / engine / param / "new"
+    return json.loads((d / "estimates.json").read_text())["median"]["point_estimate"]
+
+
+def mops(x):
+    return "–" if x is None else f"{x / 1e6:.2f}"
+
+
+def ratio(a, b):
+    return "–" if a is None or b is None else f"{a / b:.2f}×"
+
+
+def met(ok):
+    return "yes" if ok else "**no**"
+
+
+out = []
+rows = []
+for op in ["get_hit", "get_miss", "insert", "take", "mix"]:
+    for dist in ["zipf", "uniform"]:
+        for size in ["1k", "100k", "1M"]:
+            group = f"{op}_{dist}_{size}"
+            if not (root / group).exists():
+                continue
+            for t in ["1t", "2t", "4t", "8t"]:
+                tc = ops_per_sec(group, "tlscache", t)
+                if tc is None:
+                    continue
+                peers = [ops_per_sec(group, p, t) for p, _ in PEERS]
+                rows.append((op, dist, size, t[:-1], tc, peers))
+
+# Targets first.
+mix2 = next((r for r in rows if r[0] == "mix" and r[1] == "zipf" and r[2] == "100k" and r[3] == "2"), None)
+latency = {}
+for line in os.environ["LATENCY_OUT"].splitlines():
+    m = re.match(r"(\S+): p50 (\d+) ns, p99 (\d+) ns, p99.9 (\d+) ns", line)
+    if m:
+        latency[m.group(1)] = tuple(int(m.group(i)) for i in (2, 3, 4))
+per = {}
+for line in os.environ["MEM_OUT"].splitlines():
+    m = re.match(r"(\S+): (\d+) entries held, ([\d.]+) bytes per entry", line)
+    if m:
+        per[m.group(1)] = float(m.group(3))
+
+out.append("Targets (issue 6), from this run:\n")
+out.append("| target | measured | met |")
+out.append("|---|---|---|")
+if mix2:
+    tc, (qc, _, ml) = mix2[4], mix2[5]
+    out.append(f"| 90/9/1 zipf, 100k, 2 threads: ≥ 2× quick_cache | {tc / qc:.2f}× | {met(tc / qc >= 2)} |")
+    out.append(f"| 90/9/1 zipf, 100k, 2 threads: ≥ 5× Mutex<LruCache> | {tc / ml:.2f}× | {met(tc / ml >= 5)} |")
+if "tlscache" in latency:
+    p999 = latency["tlscache"][2]
+    out.append(f"| p99.9 get, 90/9/1 zipf, 2 threads: ≤ 500 ns | {p999} ns | {met(p999 <= 500)} |")
+if "tlscache" in per and "quick_cache" in per:
+    r = per["tlscache"] / per["quick_cache"]
+    out.append(f"| bytes per entry ≤ quick_cache's | {r:.2f}× quick_cache's | {met(r <= 1)} |")
+
+out.append("\nThroughput (`cargo bench -p tlscache-benches --bench suite`), median, in millions of operations per second over all threads, and tlscache's throughput divided by each peer's:\n")
+out.append("| op | ids | entries | threads | tlscache Mops/s | ÷ quick_cache | ÷ moka | ÷ Mutex<LruCache> |")
+out.append("|---|---|---|---|---|---|---|---|")
+for op, dist, size, t, tc, peers in rows:
+    out.append(f"| {op} | {dist} | {size} | {t} | {mops(tc)} | " + " | ".join(ratio(tc, p) for p in peers) + " |")
+
+sweeps = []
+for due in ["0.1%", "1%", "50%"]:
+    d = root / "expiry_sweep_1M" / "tlscache" / due
+    if d.exists():
+        ns = median_ns("expiry_sweep_1M", "tlscache", due)
+        expired = json.loads((d / "new" / "benchmark.json").read_text())["throughput"]["Elements"]
+        sweeps.append(f"| {due} ({expired}) | {ns / 1e3:.1f} µs | {ns / expired:.1f} ns |")
+if sweeps:
+    out.append("\nExpiry: one `flush_expired` over 1M entries of which a share is due (the cost follows the number due, not the 1M):\n")
+    out.append("| due | sweep | per expired entry |")
+    out.append("|---|---|---|")
+    out.extend(sweeps)
+idle = ops_per_sec("expiry_get_1M", "tlscache", "idle")
+busy = ops_per_sec("expiry_get_1M", "tlscache", "during_sweeps")
+if idle and busy:
+    out.append(f"\nA get of a long-lived entry in that cache: {mops(idle)} Mops/s alone, {mops(busy)} Mops/s while another thread re-inserts and sweeps 10% of it over and over ({busy / idle:.2f}× of alone).")
+
+pol = []
+for name in ["lookup", "new_session"]:
+    for t in ["1t", "2t"]:
+        core = ops_per_sec(f"policy_{name}_100k", "tlscache", t)
+        policy = ops_per_sec(f"policy_{name}_100k", "tlscache-policy", t)
+        if core and policy:
+            pol.append(f"| {name} | {t[:-1]} | {mops(core)} | {mops(policy)} | {policy / core:.2f}× |")
+if pol:
+    out.append("\nPolicy overhead, 100k sessions, zipf ids: tlscache-policy's `lookup` and new session (a `Session` built from a 256-byte state and stored by `handshake_finished`) against tlscache-core's `get` and `insert_with_ttl`:\n")
+    out.append("| op | threads | tlscache-core Mops/s | tlscache-policy Mops/s | policy ÷ core |")
+    out.append("|---|---|---|---|---|")
+    out.extend(pol)
+
+if latency:
+    timer = latency.get("timer")
+    out.append("\nLookup latency (`cargo run --release -p tlscache-benches --bin latency`): every lookup of a 90/9/1 zipf mix at 2 threads timed with the TSC, 100k capacity, 200k ids" + (f"; the timer itself costs p50 {timer[0]} ns and is included" if timer else "") + ":\n")
+    out.append("| engine | p50 | p99 | p99.9 |")
+    out.append("|---|---|---|---|")
+    for name, (p50, p99, p999) in latency.items():
+        if name != "timer":
+            out.append(f"| {name} | {p50} ns | {p99} ns | {p999} ns |")
+
+if per:
+    out.append("\nMemory (`cargo run --release -p tlscache-benches --bin mem -- <engine>`): 1M entries, 32-byte keys, one shared 64-byte state (copied by the engines that copy states), resident-set growth:\n")
+    out.append("| engine | bytes per entry | ÷ quick_cache |")
+    out.append("|---|---|---|")
+    for name, b in per.items():
+        q = per.get("quick_cache")
+        out.append(f"| {name} | {b:.1f} | {b / q:.2f}× |" if q else f"| {name} | {b:.1f} | – |")
+
+block = f"Measured on {os.environ['MACHINE']} by `{os.environ['COMMAND']}`.\n\n" + "\n".join(out) + "\n"
+print(block)
+if os.environ.get("WRITE_README") == "1":
+    readme = pathlib.Path("README.md")
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        raise SystemExit("README.md has no bench markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + start + block + end + tail)
+    print("README.md updated")
