@@ -124,3 +124,72 @@ fn equal_seeds_give_equal_connections() {
     assert_eq!(key(&a.1), key(&b.1));
     assert_ne!(key(&a.1), key(&w.streams(0).1), "threads differ");
 }
+
+/// The two-tier setup against a real redis-server this test starts, and
+/// a clear failure when nothing answers at the address.
+#[test]
+fn external_runs_two_proxies_on_a_real_redis() {
+    use std::io::{Read, Write};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut server = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (tools/test installs it)");
+    let answers = || -> bool {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let mut reply = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !answers() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("redis://127.0.0.1:{port}");
+    let out = loadgen(&[
+        "--ops",
+        "2000",
+        "--warmup",
+        "500",
+        "--capacity",
+        "1000",
+        "--external",
+        &url,
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("| tlscache-policy + Redis |"), "{table}");
+    assert!(
+        table.contains("Tiers of the two-tier setup (2 proxies"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("| quick_cache |"),
+        "only tlscache and the policy beside it"
+    );
+
+    // Nothing listens there now.
+    let out = loadgen(&["--ops", "100", "--warmup", "10", "--external", &url]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not answer"), "{err}");
+}
