@@ -2,8 +2,9 @@
 //! engine, through the load generator's `Engine` adapters: 100k capacity,
 //! 200k ids, every lookup timed with the TSC (quanta) into a histogram.
 //!
-//! `cargo run --release -p tlscache-benches --bin latency [engine...]`
-//! (every engine by default; names as in `mem`).
+//! `cargo run --release -p tlscache-benches --bin latency [--gets-only] [engine...]`
+//! (every engine by default; names as in `mem`). `--gets-only` runs
+//! lookups alone (100/0/0), to separate what writes do to reads.
 //!
 //! Prints one line per engine: `name: p50 N ns, p99 N ns, p99.9 N ns`, and
 //! the timer's own cost (an empty timed region), which every figure
@@ -65,9 +66,17 @@ fn measure(engine: &dyn Engine, keys: &[[u8; 32]], streams: &[Vec<Op>]) -> Histo
 }
 
 fn main() {
+    let mut chosen: Vec<String> = std::env::args().skip(1).collect();
+    let gets_only = chosen.iter().any(|a| a == "--gets-only");
+    chosen.retain(|a| a != "--gets-only");
+    let mix = if gets_only {
+        Mix { get: 100, store: 0 }
+    } else {
+        Mix { get: 90, store: 9 }
+    };
     let keys = keys(KEYS, 11);
     let streams: Vec<Vec<Op>> = (0..THREADS)
-        .map(|t| ops(OPS, KEYS, Dist::Zipf, Mix { get: 90, store: 9 }, 400 + t))
+        .map(|t| ops(OPS, KEYS, Dist::Zipf, mix, 400 + t))
         .collect();
     let state = state(256);
     let clock = quanta::Clock::new();
@@ -83,7 +92,6 @@ fn main() {
         timer.value_at_quantile(0.99),
         timer.value_at_quantile(0.999)
     );
-    let chosen: Vec<String> = std::env::args().skip(1).collect();
     for kind in ENGINES {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == label(kind)) {
             continue;
