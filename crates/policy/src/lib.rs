@@ -15,7 +15,8 @@
 //! | `SSL_SESSION` (refcounted) | `Arc<`[`Session`]`>` |
 //! | `i2d_SSL_SESSION` / `d2i_SSL_SESSION` | [`Session::encode`] / [`Session::decode`] |
 //! | `SSL_CTX_add_session` | [`SessionCache::add_session`] |
-//! | `SSL_CTX_remove_session` | [`SessionCache::remove_session`] |
+//! | `SSL_CTX_remove_session` | [`SessionCache::remove_session`]; by id, [`SessionCache::remove_session_id`] |
+//! | `SSL_SESSION_set_ex_data` / `_get_` | [`SessionBuilder::ex_data`] / [`Session::ex_data`] |
 //! | `SSL_CTX_set_session_cache_mode` / `_get_` | [`SessionCache::set_mode`] / [`SessionCache::mode`] |
 //! | `SSL_SESS_CACHE_OFF`, `_CLIENT`, `_SERVER`, `_BOTH` | [`CacheMode::OFF`], [`CacheMode::CLIENT`], [`CacheMode::SERVER`], [`CacheMode::BOTH`] |
 //! | `SSL_SESS_CACHE_NO_AUTO_CLEAR` | [`CacheMode::NO_AUTO_CLEAR`] |
@@ -29,6 +30,7 @@
 //! | stateful TLS 1.3 tickets with anti-replay | [`SessionCache::lookup_once`] |
 //! | `ssl_get_new_session` (context, timeout, time) | [`SessionCache::session_builder`] |
 //! | `ssl_update_cache` + `tls_finish_handshake` | [`SessionCache::handshake_finished`] |
+//! | `ssl_update_cache`'s store alone (a stack handing sessions over apart from the handshake's end) | [`SessionCache::new_session`], then [`Handshake::Full`] |
 //! | `sess_accept`, `sess_connect` at handshake start | [`SessionCache::handshake_started`] |
 //! | `SSL_CTX_flush_sessions` | [`SessionCache::flush_sessions`] |
 //! | `SSL_CTX_sess_number`, `_connect`, `_connect_good`, `_accept`, `_accept_good`, `_hits`, `_cb_hits`, `_misses`, `_timeouts`, `_cache_full` | [`SessionCache::stats`] ([`SessionStats`]); [`SessionCache::sess_number`] |
