@@ -1,0 +1,85 @@
+//! rustls's server session store.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::server::StoresServerSessions;
+use tlscache_policy::{CacheMode, SessionCache, SessionError, SidCtx, Side};
+
+/// rustls's server session store on a [`SessionCache`].
+///
+/// rustls hands the store a key (a TLS 1.2 session id, or a TLS 1.3
+/// stateful ticket's id) and its own encoded session; the store keeps that
+/// as the state of a [`Session`](tlscache_policy::Session) in its
+/// session-id context. A key a client made up (empty, or longer than 32
+/// bytes, as a TLS 1.3 identity may be) is never found: a full handshake,
+/// with nothing counted.
+pub struct ServerStore {
+    cache: Arc<SessionCache>,
+    sid_ctx: SidCtx,
+}
+
+impl ServerStore {
+    /// A store in the cache's current session-id context.
+    pub fn new(cache: Arc<SessionCache>) -> Self {
+        let sid_ctx = cache.session_id_context();
+        Self { cache, sid_ctx }
+    }
+
+    /// A store in context `sid_ctx`: several server configurations sharing
+    /// one cache, each with its own context, never resume each other's
+    /// sessions (OpenSSL's `SSL_CTX_set_session_id_context`).
+    pub fn with_context(cache: Arc<SessionCache>, sid_ctx: &[u8]) -> Result<Self, SessionError> {
+        Ok(Self {
+            cache,
+            sid_ctx: SidCtx::new(sid_ctx)?,
+        })
+    }
+
+    /// The cache behind this store.
+    pub fn cache(&self) -> &Arc<SessionCache> {
+        &self.cache
+    }
+}
+
+impl StoresServerSessions for ServerStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        if !self.can_cache() {
+            return false;
+        }
+        // rustls's keys are ids it made itself: 32 random bytes.
+        let Ok(session) = self
+            .cache
+            .session_builder(&key, value)
+            .sid_ctx(self.sid_ctx.as_bytes())
+            .build()
+        else {
+            return false;
+        };
+        self.cache.new_session(Side::Server, &Arc::new(session));
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let session = self.cache.lookup(key, self.sid_ctx.as_bytes())?;
+        Some(session.state().to_vec())
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let session = self.cache.lookup_once(key, self.sid_ctx.as_bytes())?;
+        Some(session.state().to_vec())
+    }
+
+    fn can_cache(&self) -> bool {
+        self.cache.mode().contains(CacheMode::SERVER)
+    }
+}
+
+impl fmt::Debug for ServerStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerStore")
+            .field("sid_ctx", &self.sid_ctx)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
