@@ -15,6 +15,9 @@
 //! - `take`: a take of a resident key and the store that puts it back;
 //! - `mix`: 90% lookups, 9% stores, 1% takes over twice as many keys as
 //!   the capacity.
+//!
+//! `baseline` sets a single-threaded get of tlscache-core, called
+//! directly, against an unsynchronised hashbrown map (issue 2's floor).
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items.
 
@@ -261,6 +264,41 @@ fn expiry_get_during_sweep(c: &mut Criterion) {
     group.finish();
 }
 
+/// Issue 2's floor: a single-threaded get hit on tlscache-core (called
+/// directly) against an unsynchronised hashbrown map with the same hasher
+/// on the same keys, both handing out a clone of the value's `Arc`.
+fn baseline(c: &mut Criterion) {
+    let size = 100_000;
+    let resident = keys(size, 8);
+    let reads = draws(STREAM, size, Dist::Zipf, 9);
+    let value = Arc::new(vec![7u8; STATE]);
+    let mut map: hashbrown::HashMap<Key, Arc<Vec<u8>>, ahash::RandomState> =
+        hashbrown::HashMap::with_hasher(ahash::RandomState::new());
+    // Twice the keys' capacity, so every key stays resident.
+    let cache: Cache<Key, Vec<u8>> = Cache::new(2 * size).expect("a valid cache");
+    for k in &resident {
+        map.insert(*k, Arc::clone(&value));
+        cache.insert_with_ttl(*k, Arc::clone(&value), TTL);
+    }
+    let mut group = c.benchmark_group("baseline/get_hit/zipf/100k");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("hashbrown", "1t"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % reads.len();
+            black_box(map.get(&resident[reads[i] as usize]).cloned())
+        })
+    });
+    group.bench_function(BenchmarkId::new("tlscache", "1t"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % reads.len();
+            black_box(cache.get(&resident[reads[i] as usize]))
+        })
+    });
+    group.finish();
+}
+
 /// tlscache-policy's lookup and new session (built from the state, stored
 /// by a finished handshake) against tlscache-core's get and insert.
 fn policy_overhead(c: &mut Criterion) {
@@ -310,6 +348,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = throughput, expiry_sweep, expiry_get_during_sweep, policy_overhead
+    targets = throughput, expiry_sweep, expiry_get_during_sweep, policy_overhead, baseline
 }
 criterion_main!(benches);
