@@ -109,12 +109,23 @@ struct State<K, V> {
     max_weight: u64,
     /// Access sequence up to which the read buffer has been drained.
     drained: u64,
+    /// Nodes retired since a writer of this shard last collected.
+    retired: u32,
 }
 
 // SAFETY: `nodes` holds owning pointers to nodes (like `Box`), dereferenced
 // only by the holder of the shard lock; with `K` and `V` Send + Sync, so is
 // the state that owns them.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for State<K, V> {}
+
+/// Retired nodes a shard's writers let pile up before the next writer
+/// collects garbage itself. Without it, readers' pins run the frees of what
+/// writers retired (crossbeam-epoch collects on every 128th pin), and that
+/// sets the lookups' p99.9: 3.2-4.4 µs in the latency probe's 90/9/1 mix,
+/// against 1.8-3.2 µs when writers collect every 8th retirement and
+/// 1.4 µs on every one. Collecting on every one halved insert throughput
+/// at 2 threads; every 8th did not lower it.
+const COLLECT_EVERY: u32 = 8;
 
 /// One write in progress: the lock, the guard and the pending notifications.
 struct Write<'s, 'g, K, V> {
@@ -163,6 +174,7 @@ where
                 capacity,
                 max_weight,
                 drained: 0,
+                retired: 0,
             }),
         }
     }
@@ -503,6 +515,7 @@ where
     /// retires it.
     fn retire(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
         let st = &mut *self.st;
+        st.retired = st.retired.saturating_add(1);
         st.lru.remove(node.slot);
         st.nodes[node.slot as usize] = std::ptr::null();
         st.free.push(node.slot);
@@ -593,8 +606,23 @@ where
 
     /// Releases the lock, then tells the listener what left.
     fn finish(self, config: &Config<K, V>) {
-        let Write { st, pending, .. } = self;
+        let Write {
+            mut st,
+            pending,
+            guard,
+            ..
+        } = self;
+        let collect = st.retired >= COLLECT_EVERY;
+        if collect {
+            st.retired = 0;
+        }
         drop(st);
+        if collect {
+            // Hands this thread's garbage to the collector and frees what
+            // no reader can hold any more, here rather than on a reader's
+            // pin (crossbeam-epoch collects on every 128th pin).
+            guard.flush();
+        }
         if let Some(listener) = &config.listener {
             for (node, cause) in pending {
                 // SAFETY: each node was retired under `self.guard`, which the
