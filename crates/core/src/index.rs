@@ -7,53 +7,50 @@
 //! they reach is fully initialised. Unlinking rewrites one predecessor
 //! pointer; the unlinked node keeps its own `next`, so a reader standing on
 //! it walks on. Unlinked nodes and replaced tables are retired to the epoch
-//! collector and freed once no pinned reader can hold them.
+//! collector: a table is freed, and a node's slot returned to the shard's
+//! arena, once no pinned reader can hold them.
 
 use std::borrow::Borrow;
 
-use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::epoch::{Atomic, Guard, Shared};
+use crate::sync::{Arc, AtomicU32, Ordering};
 
-/// One cache entry as readers see it.
+/// One cache entry as readers see it. Nodes live in the shard's arena
+/// (see `arena`), so a node's address is fixed from the insert that places
+/// it until the epoch after its removal.
 ///
 /// `repr(C)` in the order a lookup touches fields: a chain walk reads
-/// `hash`, then `key`, then `next`; a hit then reads `value` and `deadline`
-/// and writes `stamp`. For small keys the reads share the first cache line.
+/// `next` and `key`; a hit then reads `value` and `deadline` and writes
+/// `stamp`. With a 32-byte key the node is 64 bytes, one cache line in the
+/// arena. Chains compare keys directly: the key's hash is kept by writers
+/// alone, off the readers' line.
 #[repr(C)]
 pub(crate) struct Node<K, V> {
-    /// The low half of the key's hash: buckets are chosen by these bits
-    /// (shards by the high half), and chain walks compare them before keys.
-    pub(crate) hash: u32,
-    /// The node's slab slot; fixed for the node's life.
+    /// The node's arena slot (its LRU and wheel link too); fixed for the
+    /// node's life.
     pub(crate) slot: u32,
+    /// The low half of the newest access stamp (see `lru`; `widen` restores
+    /// the rest); written by readers, `Relaxed`: it only orders evictions
+    /// and a stale read makes one less exact. In a reclaimed slot it links
+    /// the arena's stack of free slots instead.
+    pub(crate) stamp: AtomicU32,
     next: Atomic<Node<K, V>>,
     pub(crate) key: K,
     pub(crate) value: Arc<V>,
     /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
     pub(crate) deadline: u64,
-    /// The newest access stamp (see `lru`); written by readers, `Relaxed`:
-    /// it only orders evictions and a stale read makes one less exact.
-    pub(crate) stamp: AtomicU64,
 }
 
 impl<K, V> Node<K, V> {
-    pub(crate) fn new(
-        key: K,
-        value: Arc<V>,
-        hash: u64,
-        deadline: u64,
-        stamp: u64,
-        slot: u32,
-    ) -> Self {
+    pub(crate) fn new(key: K, value: Arc<V>, deadline: u64, stamp: u64, slot: u32) -> Self {
         Self {
+            slot,
+            // Truncation intended: see the field.
+            stamp: AtomicU32::new(stamp as u32),
+            next: Atomic::null(),
             key,
             value,
-            // Truncation intended: see the field.
-            hash: hash as u32,
             deadline,
-            stamp: AtomicU64::new(stamp),
-            slot,
-            next: Atomic::null(),
         }
     }
 
@@ -64,8 +61,18 @@ impl<K, V> Node<K, V> {
     }
 }
 
+/// The full access stamp whose low half is `low`, taken as the one within
+/// 2^31 of `seq` (the shard's sequence now). Stamps a reader took after
+/// `seq` was loaded are a little ahead of it; an entry not accessed for
+/// 2^31 of its shard's operations is the only one misread.
+#[inline]
+pub(crate) fn widen(low: u32, seq: u64) -> u64 {
+    let ahead = low.wrapping_sub(seq as u32) as i32;
+    seq.saturating_add_signed(i64::from(ahead))
+}
+
 /// A bucket array. Dropping a table frees only the array: nodes are owned
-/// by the slab and retired one by one.
+/// by the arena and retired one by one.
 pub(crate) struct Table<K, V> {
     buckets: Box<[Atomic<Node<K, V>>]>,
     mask: u64,
@@ -104,7 +111,7 @@ impl<K: 'static, V: 'static> Table<K, V> {
         // while `guard` could observe it; nodes are freed only through
         // `defer_destroy` after being unlinked, so they outlive `guard`.
         while let Some(node) = unsafe { cur.as_ref() } {
-            if node.hash == hash as u32 && node.key.borrow() == key {
+            if node.key.borrow() == key {
                 return Some(node);
             }
             cur = node.next.load(Ordering::Acquire, guard);
@@ -112,19 +119,18 @@ impl<K: 'static, V: 'static> Table<K, V> {
         None
     }
 
-    /// Links `node` at the head of its bucket. Caller holds the shard lock.
-    pub(crate) fn link<'g>(
-        &self,
-        node: Owned<Node<K, V>>,
-        guard: &'g Guard,
-    ) -> Shared<'g, Node<K, V>> {
-        let bucket = self.bucket(u64::from(node.hash));
-        node.next
+    /// Links the freshly placed `node` (key hash `hash`) at the head of its
+    /// bucket. Caller holds the shard lock.
+    pub(crate) fn link(&self, node: *const Node<K, V>, hash: u32, guard: &Guard) {
+        let bucket = self.bucket(u64::from(hash));
+        // SAFETY: `node` was just placed in the arena by the caller, who
+        // holds the shard lock; no reader can see it yet.
+        let node_ref = unsafe { &*node };
+        node_ref
+            .next
             .store(bucket.load(Ordering::Relaxed, guard), Ordering::Relaxed);
         // Release: publishes the node's fields to readers' Acquire loads.
-        let shared = node.into_shared(guard);
-        bucket.store(shared, Ordering::Release);
-        shared
+        bucket.store(Shared::from(node), Ordering::Release);
     }
 
     /// Puts `node` in `old`'s place in its chain, in one store, and returns
@@ -132,28 +138,30 @@ impl<K: 'static, V: 'static> Table<K, V> {
     /// chain without the key (linking at the head and then unlinking `old`
     /// would let a reader already past the head miss both). Caller holds
     /// the shard lock and must retire `old` afterwards.
-    pub(crate) fn replace<'g>(
-        &'g self,
+    pub(crate) fn replace(
+        &self,
         old: &Node<K, V>,
-        node: Owned<Node<K, V>>,
-        guard: &'g Guard,
-    ) -> Shared<'g, Node<K, V>> {
-        let Some(link) = self.link_to(old, guard) else {
+        node: *const Node<K, V>,
+        hash: u32,
+        guard: &Guard,
+    ) {
+        let Some(link) = self.link_to(old, hash, guard) else {
             debug_assert!(false, "replacing a node that is not in the table");
-            return self.link(node, guard);
+            return self.link(node, hash, guard);
         };
-        node.next
+        // SAFETY: as in `link`.
+        let node_ref = unsafe { &*node };
+        node_ref
+            .next
             .store(old.next.load(Ordering::Relaxed, guard), Ordering::Relaxed);
-        let shared = node.into_shared(guard);
         // Release: publishes the node's fields to readers' Acquire loads.
-        link.store(shared, Ordering::Release);
-        shared
+        link.store(Shared::from(node), Ordering::Release);
     }
 
     /// Unlinks `node` from its bucket. Caller holds the shard lock and must
     /// retire the node afterwards.
-    pub(crate) fn unlink(&self, node: &Node<K, V>, guard: &Guard) {
-        let Some(link) = self.link_to(node, guard) else {
+    pub(crate) fn unlink(&self, node: &Node<K, V>, hash: u32, guard: &Guard) {
+        let Some(link) = self.link_to(node, hash, guard) else {
             debug_assert!(false, "unlinking a node that is not in the table");
             return;
         };
@@ -164,14 +172,15 @@ impl<K: 'static, V: 'static> Table<K, V> {
     }
 
     /// The link (bucket or `next` field) that points at `node`, if it is in
-    /// the table. Caller holds the shard lock.
+    /// the table (`hash` is its key's). Caller holds the shard lock.
     fn link_to<'g>(
         &'g self,
         node: &Node<K, V>,
+        hash: u32,
         guard: &'g Guard,
     ) -> Option<&'g Atomic<Node<K, V>>> {
         let target: *const Node<K, V> = node;
-        let mut link = self.bucket(u64::from(node.hash));
+        let mut link = self.bucket(u64::from(hash));
         loop {
             let cur = link.load(Ordering::Relaxed, guard);
             if cur.as_raw() == target {

@@ -41,6 +41,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod arena;
 mod builder;
 mod cache;
 mod clock;

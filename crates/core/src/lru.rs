@@ -1,4 +1,4 @@
-//! Per-shard LRU order over slab slots.
+//! Per-shard LRU order over arena slots.
 //!
 //! Every access takes a stamp from the shard's access sequence and stores it
 //! in its entry without a lock. The list is kept sorted by the stamp each
@@ -15,6 +15,8 @@
 //! buffer lost and that many later accesses overtook walks further.
 
 const HEAD: u32 = 0;
+/// `prev` of a slot that is not in the list.
+const UNLINKED: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -23,8 +25,8 @@ struct Link {
     stamp: u64,
 }
 
-/// A circular doubly-linked list through slab slots, newest first.
-/// Link 0 is the sentinel; slab slot `i` owns link `i + 1`.
+/// A circular doubly-linked list through arena slots, newest first.
+/// Link 0 is the sentinel; arena slot `i` owns link `i + 1`.
 #[derive(Debug)]
 pub(crate) struct Lru {
     links: Vec<Link>,
@@ -41,21 +43,21 @@ impl Lru {
         }
     }
 
-    /// Makes room for slab slots `0..slots`.
+    /// Makes room for arena slots `0..slots`.
     pub(crate) fn grow(&mut self, slots: usize) {
         if self.links.len() < slots + 1 {
             self.links.resize(
                 slots + 1,
                 Link {
-                    prev: HEAD,
-                    next: HEAD,
+                    prev: UNLINKED,
+                    next: UNLINKED,
                     stamp: 0,
                 },
             );
         }
     }
 
-    /// Reserves exactly enough memory for slab slots `0..slots`.
+    /// Reserves exactly enough memory for arena slots `0..slots`.
     pub(crate) fn reserve(&mut self, slots: usize) {
         self.links
             .reserve_exact((slots + 1).saturating_sub(self.links.len()));
@@ -79,14 +81,37 @@ impl Lru {
         self.links[next as usize].prev = link;
     }
 
-    /// Removes `slot`.
+    /// Removes `slot`, which is in the list.
     pub(crate) fn remove(&mut self, slot: u32) {
         let Link { prev, next, .. } = self.links[(slot + 1) as usize];
         self.links[prev as usize].next = next;
         self.links[next as usize].prev = prev;
+        self.links[(slot + 1) as usize].prev = UNLINKED;
     }
 
-    /// Re-places `slot` by `stamp` if that is newer than where it stands.
+    /// Whether `slot` is in the list.
+    pub(crate) fn contains(&self, slot: u32) -> bool {
+        self.links
+            .get((slot + 1) as usize)
+            .is_some_and(|link| link.prev != UNLINKED)
+    }
+
+    /// Puts slot `to` (not in the list) in `from`'s place, with its stamp,
+    /// and takes `from` out.
+    pub(crate) fn rename(&mut self, from: u32, to: u32) {
+        let link = self.links[(from + 1) as usize];
+        if link.prev == UNLINKED {
+            return;
+        }
+        let to = to + 1;
+        self.links[to as usize] = link;
+        self.links[link.prev as usize].next = to;
+        self.links[link.next as usize].prev = to;
+        self.links[(from + 1) as usize].prev = UNLINKED;
+    }
+
+    /// Re-places `slot` (in the list) by `stamp` if that is newer than
+    /// where it stands.
     pub(crate) fn touch(&mut self, slot: u32, stamp: u64) {
         if stamp > self.links[(slot + 1) as usize].stamp {
             self.remove(slot);
@@ -129,6 +154,26 @@ mod tests {
         assert_eq!(l.tail(), Some((0, 1)));
         l.remove(0);
         assert_eq!(l.tail(), Some((2, 3)));
+        assert!(!l.contains(0));
+        assert!(l.contains(1));
+    }
+
+    #[test]
+    fn rename_keeps_the_place() {
+        let mut l = Lru::new();
+        l.grow(5);
+        for (slot, stamp) in [(0, 1), (1, 2), (2, 3)] {
+            l.insert(slot, stamp);
+        }
+        l.rename(1, 4);
+        assert_eq!(l.order(), vec![2, 4, 0]);
+        assert!(!l.contains(1));
+        assert!(l.contains(4));
+        l.rename(0, 1);
+        assert_eq!(l.order(), vec![2, 4, 1]);
+        assert_eq!(l.tail(), Some((1, 1)));
+        l.rename(2, 0);
+        assert_eq!(l.order(), vec![0, 4, 1]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One shard: a lock-free index for readers and, behind one mutex, the slab,
+//! One shard: a lock-free index for readers and, behind one mutex, the arena,
 //! LRU list and timing wheel that writers keep.
 
 use std::borrow::Borrow;
@@ -6,10 +6,11 @@ use std::borrow::Borrow;
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
-use crate::index::{Node, Table};
+use crate::arena::Arena;
+use crate::index::{widen, Node, Table};
 use crate::listener::{Listener, RemovalCause};
 use crate::lru::Lru;
-use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
+use crate::sync::epoch::{self, Atomic, Guard, Owned};
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::wheel::{now_tick, Wheel};
 
@@ -18,8 +19,9 @@ use crate::wheel::{now_tick, Wheel};
 /// (the LRU stays exact, see `lru`, but the evictor does the sorting).
 const READ_BUFFER: usize = 64;
 
-/// Slots a shard can address: slab slots are `u32`, and the wheel and LRU
-/// reserve a few hundred link indices for their list heads.
+/// Slots a shard can address: arena slots are `u32` (and stored plus one),
+/// and the wheel and LRU reserve a few hundred link indices for their list
+/// heads.
 pub(crate) const MAX_SHARD_ENTRIES: usize = (u32::MAX - 1024) as usize;
 
 /// Buckets an unbounded shard starts with; the index doubles when it fills.
@@ -96,11 +98,12 @@ type Pending<K, V> = SmallVec<[(*const Node<K, V>, RemovalCause); 4]>;
 
 /// Writer-side state, guarded by the shard lock.
 struct State<K, V> {
-    /// The slab: slot `i` holds the node that owns LRU and wheel link `i`,
-    /// or null when free.
-    nodes: Vec<*const Node<K, V>>,
+    /// The nodes: slot `i` holds the node that owns LRU and wheel link `i`.
+    arena: Arena<K, V>,
+    /// The low half of each live slot's key hash (its bucket), which
+    /// readers never need.
+    hashes: Vec<u32>,
     weights: Vec<u64>,
-    free: Vec<u32>,
     lru: Lru,
     wheel: Wheel,
     len: usize,
@@ -113,9 +116,10 @@ struct State<K, V> {
     retired: u32,
 }
 
-// SAFETY: `nodes` holds owning pointers to nodes (like `Box`), dereferenced
-// only by the holder of the shard lock; with `K` and `V` Send + Sync, so is
-// the state that owns them.
+// SAFETY: the arena owns the nodes (like `Box`es), and its pointers are
+// dereferenced only by the holder of the shard lock (and, for retired
+// nodes, by their deferred reclamation alone); with `K` and `V` Send + Sync,
+// so is the state that owns them.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for State<K, V> {}
 
 /// Retired nodes a shard's writers let pile up before the next writer
@@ -164,9 +168,9 @@ where
             cold: CachePadded::new(Cold::default()),
             reads: (0..READ_BUFFER).map(|_| AtomicU64::new(0)).collect(),
             state: Mutex::new(State {
-                nodes: Vec::new(),
+                arena: Arena::new(bounded.then_some(capacity)),
+                hashes: Vec::new(),
                 weights: Vec::new(),
-                free: Vec::new(),
                 lru: Lru::new(),
                 wheel: Wheel::new(now_tick(now)),
                 len: 0,
@@ -207,8 +211,8 @@ where
         match self.table(guard).find(hash, key, guard) {
             Some(node) if !now.is_some_and(|now| node.expired(now)) => {
                 let stamp = self.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
-                node.stamp.store(stamp, Ordering::Relaxed);
-                // Truncating the stamp is intended: `maintain` restores it.
+                // Truncating the stamp is intended: `widen` restores it.
+                node.stamp.store(stamp as u32, Ordering::Relaxed);
                 let entry = (stamp << 32) | u64::from(node.slot + 1);
                 self.reads[stamp as usize & (READ_BUFFER - 1)].store(entry, Ordering::Relaxed);
                 Some(Arc::clone(&node.value))
@@ -324,10 +328,11 @@ where
     pub(crate) fn clear(&self, config: &Config<K, V>) {
         let guard = &epoch::pin();
         let mut w = self.begin(config, guard);
-        for slot in 0..w.st.nodes.len() {
-            if let Some(node) = w.node(slot as u32) {
-                w.remove(node, RemovalCause::Cleared);
-            }
+        let mut nodes = Vec::with_capacity(w.st.len);
+        w.table.for_each(guard, |node| nodes.push(node));
+        for node in nodes {
+            // SAFETY: linked nodes, under the shard lock, retired only below.
+            w.remove(unsafe { node.deref() }, RemovalCause::Cleared);
         }
         w.finish(config);
     }
@@ -363,13 +368,14 @@ where
     K: Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    /// The node in slab slot `slot`, if any.
-    fn node(&self, slot: u32) -> Option<&'g Node<K, V>> {
-        let ptr = self.st.nodes[slot as usize];
-        // SAFETY: the slab holds only linked nodes, and a node leaves the
-        // slab (under this lock) before it is retired; retired nodes outlive
-        // `self.guard`, which is pinned for the whole write.
-        unsafe { ptr.as_ref() }
+    /// The node in slot `slot`, which the LRU, the wheel or the index has
+    /// just named (so it is live).
+    fn node(&self, slot: u32) -> &'g Node<K, V> {
+        // SAFETY: slots in the LRU list, the wheel and the index are live;
+        // a node leaves them (under this lock) before it is retired, and a
+        // retired node's memory is not reused before `self.guard`, pinned
+        // for the whole write, unpins.
+        unsafe { self.st.arena.get(slot) }
     }
 
     /// The node for `key`, removing it first (as expired) if it is. With
@@ -410,12 +416,7 @@ where
             // No node is read: a slot freed since is skipped, and a slot
             // reused since holds a node inserted after this stamp was
             // taken, which `touch` (newer stamps only) leaves in place.
-            if self
-                .st
-                .nodes
-                .get(slot as usize)
-                .is_some_and(|p| !p.is_null())
-            {
+            if self.st.lru.contains(slot) {
                 self.st.lru.touch(slot, stamp);
             }
         }
@@ -425,16 +426,15 @@ where
             return;
         };
         let mut due = Vec::new();
-        let State { wheel, nodes, .. } = &mut *self.st;
+        let State { wheel, arena, .. } = &mut *self.st;
         wheel.advance(now, &mut due, |slot| {
             // SAFETY: the wheel only holds slots of linked nodes, and this
             // runs under the shard lock, so the node is live.
-            unsafe { &*nodes[slot as usize] }.deadline
+            unsafe { arena.get(slot) }.deadline
         });
         for slot in due {
-            if let Some(node) = self.node(slot) {
-                self.unlink(node, RemovalCause::Expired);
-            }
+            let node = self.node(slot);
+            self.unlink(node, RemovalCause::Expired);
         }
     }
 
@@ -451,20 +451,25 @@ where
     ) {
         let slot = self.alloc_slot();
         let stamp = self.shard.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let node = Owned::new(Node::new(key, value, hash, deadline, stamp, slot));
-        let shared = match replacing {
-            Some(old) => self.table.replace(old, node, self.guard),
-            None => self.table.link(node, self.guard),
-        };
+        // Truncation intended: buckets use the hash's low half.
+        let hash = hash as u32;
+        let node = self
+            .st
+            .arena
+            .place(slot, Node::new(key, value, deadline, stamp, slot));
+        match replacing {
+            Some(old) => self.table.replace(old, node, hash, self.guard),
+            None => self.table.link(node, hash, self.guard),
+        }
         let st = &mut *self.st;
-        st.nodes[slot as usize] = shared.as_raw();
+        st.hashes[slot as usize] = hash;
         st.lru.insert(slot, stamp);
         if deadline != NEVER {
             st.wheel.schedule(slot, deadline);
         }
         if !st.weights.is_empty() || weight != 0 {
-            if st.weights.len() < st.nodes.len() {
-                st.weights.resize(st.nodes.len(), 0);
+            if st.weights.len() < st.arena.len() {
+                st.weights.resize(st.arena.len(), 0);
             }
             st.weights[slot as usize] = weight;
         }
@@ -475,25 +480,27 @@ where
     }
 
     fn alloc_slot(&mut self) -> u32 {
-        if let Some(slot) = self.st.free.pop() {
+        let st = &mut *self.st;
+        let (slot, new) = st.arena.alloc();
+        if !new {
             return slot;
         }
-        let st = &mut *self.st;
-        let slot = st.nodes.len();
-        if slot == st.nodes.capacity() {
+        let slots = slot as usize;
+        if slots == st.hashes.capacity() {
             // Grow by doubling, but never past the shard's capacity (plus
             // the one an insert links before it evicts), so a full bounded
-            // shard carries no slack.
-            let limit = st.capacity.saturating_add(1).max(slot + 1);
-            let target = (slot * 2).max(16).min(limit);
-            st.nodes.reserve_exact(target - slot);
+            // shard carries no slack. Slots still waiting for the epoch
+            // collector can take a few more.
+            let limit = st.capacity.saturating_add(1).max(slots + 1);
+            let target = (slots * 2).max(16).min(limit);
+            st.hashes.reserve_exact(target - slots);
             st.lru.reserve(target);
             st.wheel.reserve(target);
         }
-        st.nodes.push(std::ptr::null());
-        st.lru.grow(slot + 1);
-        st.wheel.grow(slot + 1);
-        slot as u32
+        st.hashes.push(0);
+        st.lru.grow(slots + 1);
+        st.wheel.grow(slots + 1);
+        slot
     }
 
     /// Takes `node` out of the cache for `cause`.
@@ -504,21 +511,20 @@ where
         self.unlink(node, cause);
     }
 
-    /// Unlinks `node` from the index, LRU and slab and retires it. The wheel
+    /// Unlinks `node` from the index and LRU and retires it. The wheel
     /// link is the caller's (`advance` has already dropped it).
     fn unlink(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
-        self.table.unlink(node, self.guard);
+        let hash = self.st.hashes[node.slot as usize];
+        self.table.unlink(node, hash, self.guard);
         self.retire(node, cause);
     }
 
-    /// Takes `node`, already out of the index, out of the LRU and slab and
-    /// retires it.
+    /// Takes `node`, already out of the index, out of the LRU and retires
+    /// it.
     fn retire(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
         let st = &mut *self.st;
         st.retired = st.retired.saturating_add(1);
         st.lru.remove(node.slot);
-        st.nodes[node.slot as usize] = std::ptr::null();
-        st.free.push(node.slot);
         st.len -= 1;
         if let Some(weight) = st.weights.get_mut(node.slot as usize) {
             st.weight -= std::mem::take(weight);
@@ -532,13 +538,10 @@ where
         if self.listening {
             self.pending.push((node, cause));
         }
-        // SAFETY: `node` was just unlinked from the index and the slab under
-        // the shard lock, so no new reader can reach it; readers that hold
-        // it are pinned, and the collector waits for them.
-        unsafe {
-            self.guard
-                .defer_destroy(Shared::from(node as *const Node<K, V>))
-        };
+        // `node` was just unlinked from the index and the LRU under the
+        // shard lock, so no new reader can reach it; readers that hold it
+        // are pinned, and the collector waits for them.
+        st.arena.retire(node, self.guard);
     }
 
     /// Evicts least recently used entries until the shard is within bounds.
@@ -547,11 +550,9 @@ where
             let Some((slot, placed)) = self.st.lru.tail() else {
                 break;
             };
-            let Some(node) = self.node(slot) else {
-                debug_assert!(false, "LRU slot without a node");
-                break;
-            };
-            let stamp = node.stamp.load(Ordering::Relaxed);
+            let node = self.node(slot);
+            let seq = self.shard.hot.seq.load(Ordering::Relaxed);
+            let stamp = widen(node.stamp.load(Ordering::Relaxed), seq);
             if stamp > placed {
                 // Used since it was placed, and the read buffer lost it.
                 self.st.lru.touch(slot, stamp);
@@ -563,9 +564,10 @@ where
 
     /// Doubles the index when it holds more entries than buckets.
     ///
-    /// Nodes cannot sit in two chains, so the new table gets copies (the
-    /// value is shared, not cloned) and the old nodes are retired; a reader
-    /// still walking the old table sees it as it was when it was replaced.
+    /// Nodes cannot sit in two chains, so the new table gets copies in new
+    /// slots (the value is shared, not cloned; the LRU, wheel, hash and
+    /// weight move along) and the old nodes are retired; a reader still
+    /// walking the old table sees it as it was when it was replaced.
     fn grow_index(&mut self) {
         if self.st.len <= self.table.buckets() {
             return;
@@ -577,16 +579,27 @@ where
         for &shared in &old_nodes {
             // SAFETY: linked nodes, under the shard lock.
             let old = unsafe { shared.deref() };
+            let slot = self.alloc_slot();
             let copy = Node::new(
                 old.key.clone(),
                 Arc::clone(&old.value),
-                u64::from(old.hash),
                 old.deadline,
-                old.stamp.load(Ordering::Relaxed),
-                old.slot,
+                u64::from(old.stamp.load(Ordering::Relaxed)),
+                slot,
             );
-            let linked = new.link(Owned::new(copy), guard);
-            self.st.nodes[old.slot as usize] = linked.as_raw();
+            let st = &mut *self.st;
+            let hash = st.hashes[old.slot as usize];
+            st.hashes[slot as usize] = hash;
+            if !st.weights.is_empty() {
+                if st.weights.len() < st.arena.len() {
+                    st.weights.resize(st.arena.len(), 0);
+                }
+                st.weights[slot as usize] = std::mem::take(&mut st.weights[old.slot as usize]);
+            }
+            st.lru.rename(old.slot, slot);
+            st.wheel.rename(old.slot, slot);
+            let placed = st.arena.place(slot, copy);
+            new.link(placed, hash, guard);
         }
         // Release: publishes the new table and its chains to readers.
         let old_table = self
@@ -595,10 +608,10 @@ where
             .swap(Owned::new(new), Ordering::Release, guard);
         self.table = self.shard.table(guard);
         for shared in old_nodes {
-            // SAFETY: the old table is no longer published; its nodes are
-            // reachable only by readers already pinned, which the collector
-            // waits for.
-            unsafe { guard.defer_destroy(shared) };
+            // SAFETY: the old table is no longer published and its nodes
+            // left the LRU and wheel by rename; they are reachable only by
+            // readers already pinned, which the collector waits for.
+            self.st.arena.retire(unsafe { shared.deref() }, guard);
         }
         // SAFETY: as for its nodes.
         unsafe { guard.defer_destroy(old_table) };
@@ -639,11 +652,13 @@ impl<K, V> Drop for Shard<K, V> {
         // SAFETY: `&mut self` means no reader or writer is left; nothing is
         // deferred, so the unprotected guard is sound.
         let guard = unsafe { epoch::unprotected() };
-        let st = lock(&self.state);
-        for &ptr in &st.nodes {
-            if !ptr.is_null() {
-                // SAFETY: slab pointers own linked nodes, each exactly once.
-                drop(unsafe { Shared::from(ptr).into_owned() });
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        for slot in 0..st.arena.len() as u32 {
+            // Every live node is in the LRU list, once.
+            if st.lru.contains(slot) {
+                // SAFETY: a live node; this is its last use.
+                unsafe { st.arena.drop_live(slot) };
             }
         }
         let table = self.table.load(Ordering::Relaxed, guard);

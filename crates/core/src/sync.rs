@@ -8,12 +8,18 @@
 #[cfg(loom)]
 pub use loom::sync::Arc;
 #[cfg(loom)]
-pub(crate) use loom::sync::{atomic::AtomicU64, Mutex, MutexGuard};
+pub(crate) use loom::sync::{
+    atomic::{AtomicU32, AtomicU64},
+    Mutex, MutexGuard,
+};
 
 #[cfg(not(loom))]
 pub use std::sync::Arc;
 #[cfg(not(loom))]
-pub(crate) use std::sync::{atomic::AtomicU64, Mutex, MutexGuard};
+pub(crate) use std::sync::{
+    atomic::{AtomicU32, AtomicU64},
+    Mutex, MutexGuard,
+};
 
 pub(crate) use crossbeam_epoch as epoch;
 pub(crate) use std::sync::atomic::Ordering;

@@ -1,4 +1,4 @@
-//! A hierarchical timing wheel over slab slots.
+//! A hierarchical timing wheel over arena slots.
 //!
 //! Six levels of 64 slots each cover 2^36 ticks (a tick is 2^20 ns, about
 //! 1.05 ms, so the wheel spans about 2.2 years); deadlines further out wait
@@ -13,7 +13,7 @@
 //!
 //! Every list is circular and doubly linked through one `links` vector: the
 //! first [`SENTINELS`] links are the list heads (one per slot, then the
-//! overflow and due lists), and slab slot `i` owns link `SENTINELS + i`.
+//! overflow and due lists), and arena slot `i` owns link `SENTINELS + i`.
 
 use smallvec::SmallVec;
 
@@ -69,7 +69,7 @@ impl Wheel {
         }
     }
 
-    /// Makes room for slab slots `0..slots`.
+    /// Makes room for arena slots `0..slots`.
     pub(crate) fn grow(&mut self, slots: usize) {
         let want = SENTINELS as usize + slots;
         if self.links.len() < want {
@@ -83,24 +83,41 @@ impl Wheel {
         }
     }
 
-    /// Reserves exactly enough memory for slab slots `0..slots`.
+    /// Reserves exactly enough memory for arena slots `0..slots`.
     pub(crate) fn reserve(&mut self, slots: usize) {
         let want = SENTINELS as usize + slots;
         self.links
             .reserve_exact(want.saturating_sub(self.links.len()));
     }
 
-    /// Schedules slab slot `slot` to expire at `deadline` (nanoseconds). O(1).
+    /// Schedules arena slot `slot` to expire at `deadline` (nanoseconds). O(1).
     pub(crate) fn schedule(&mut self, slot: u32, deadline: u64) {
         self.place(SENTINELS + slot, deadline, true);
     }
 
-    /// Cancels slab slot `slot`, if it was scheduled. O(1).
+    /// Cancels arena slot `slot`, if it was scheduled. O(1).
     pub(crate) fn cancel(&mut self, slot: u32) {
         let link = SENTINELS + slot;
         if self.links[link as usize].prev != UNLINKED {
             self.unlink(link);
         }
+    }
+
+    /// Puts arena slot `to` (not scheduled) in `from`'s place, with its
+    /// deadline, and takes `from` out. O(1).
+    pub(crate) fn rename(&mut self, from: u32, to: u32) {
+        let (from, to) = (SENTINELS + from, SENTINELS + to);
+        let link = self.links[from as usize];
+        if link.prev == UNLINKED {
+            return;
+        }
+        self.links[to as usize] = link;
+        self.links[link.prev as usize].next = to;
+        self.links[link.next as usize].prev = to;
+        self.links[from as usize] = Link {
+            prev: UNLINKED,
+            next: UNLINKED,
+        };
     }
 
     /// Moves time to `now` (nanoseconds) and pushes every slot whose

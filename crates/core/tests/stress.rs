@@ -183,3 +183,81 @@ fn reads_racing_the_buffer_drain_keep_their_stamps() {
     });
     assert_eq!(cache.len(), 8);
 }
+
+/// An unbounded cache whose index doubles again and again while readers
+/// look up keys that are always present and writers add, replace and take
+/// others: every growth copies the nodes into new slots, so the readers
+/// check that a copy never loses a key or shows another key's value, and
+/// the drop count checks that the copies and the slots they leave behind
+/// drop each value exactly once.
+#[test]
+fn an_unbounded_index_grows_under_readers_and_loses_nothing() {
+    const PINNED: u64 = 64;
+    const PER_WRITER: u64 = 60_000;
+    let drops = std::sync::Arc::new(AtomicU64::new(0));
+    let created = AtomicU64::new(0);
+    let cache: Cache<u64, Value> = Cache::builder().unbounded().shards(2).build().unwrap();
+    let value = |key| {
+        created.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Value {
+            key,
+            id: key,
+            drops: drops.clone(),
+        })
+    };
+    for key in 0..PINNED {
+        cache.insert(key, value(key));
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (cache, stop) = (&cache, &stop);
+            s.spawn(move || {
+                let mut k = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = k % PINNED;
+                    let got = cache.get(&key).expect("a pinned key is always present");
+                    assert_eq!(got.key, key, "get returned another key's value");
+                    k += 1;
+                }
+            });
+        }
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (cache, value) = (&cache, &value);
+                s.spawn(move || {
+                    let base = PINNED + w * PER_WRITER;
+                    for i in 0..PER_WRITER {
+                        let key = base + i;
+                        cache.insert(key, value(key));
+                        match i % 8 {
+                            0 => {
+                                let pinned = i % PINNED;
+                                cache.insert(pinned, value(pinned));
+                            }
+                            1 => assert!(cache.take(&key).is_some()),
+                            2 => assert!(cache.remove(&(key - 2)).is_some()),
+                            _ => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        let joined: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
+        // The readers stop even if a writer failed, so the failure shows.
+        stop.store(true, Ordering::Relaxed);
+        for writer in joined {
+            writer.unwrap();
+        }
+    });
+    // Per writer, keys with i % 8 of 1 were taken and those of 0 removed.
+    let kept = 2 * (PER_WRITER - PER_WRITER / 8 * 2);
+    assert_eq!(cache.len(), PINNED + kept);
+    let created = created.load(Ordering::Relaxed);
+    drop(cache);
+    assert_eq!(
+        common::await_drops(&drops, created),
+        created,
+        "every value dropped exactly once"
+    );
+}

@@ -437,8 +437,10 @@ impl SessionCache {
     /// and not [`CacheMode::NO_AUTO_CLEAR`], expired sessions are flushed:
     /// on every 256th handshake, at O(expired).
     pub fn handshake_finished(&self, side: Side, outcome: Handshake<'_>) {
+        // One configuration read serves the store and the flush.
+        let mode = self.config.load().mode;
         match outcome {
-            Handshake::New(session) => self.new_session(side, session),
+            Handshake::New(session) => self.store_new(mode, side, session),
             Handshake::Full => {}
             Handshake::Resumed => {
                 if side == Side::Client {
@@ -446,7 +448,6 @@ impl SessionCache {
                 }
             }
         }
-        let mode = self.config.load().mode;
         let before = self.counters.finished(side == Side::Server);
         if !mode.contains(CacheMode::NO_AUTO_CLEAR)
             && mode.contains(side.mode())
@@ -467,7 +468,11 @@ impl SessionCache {
     /// [peer](Session::peer) goes to that peer's list), then hands it to
     /// the external store's `new_session`.
     pub fn new_session(&self, side: Side, session: &Arc<Session>) {
-        let mode = self.config.load().mode;
+        self.store_new(self.config.load().mode, side, session);
+    }
+
+    /// [`new_session`](Self::new_session) under `mode`.
+    fn store_new(&self, mode: CacheMode, side: Side, session: &Arc<Session>) {
         if !mode.intersects(side.mode()) {
             return;
         }
