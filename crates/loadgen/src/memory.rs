@@ -61,6 +61,7 @@ pub fn probe(kind: EngineKind, w: &Workload) -> Option<f64> {
         return None;
     }
     let states = w.states();
+    settle_epoch_garbage();
     LIVE.store(0, Ordering::Relaxed);
     COUNTING.store(true, Ordering::SeqCst);
     let engine = kind.build(w.capacity, w.timeout).ok()?;
@@ -76,4 +77,14 @@ pub fn probe(kind: EngineKind, w: &Workload) -> Option<f64> {
     COUNTING.store(false, Ordering::SeqCst);
     drop(engine);
     Some(bytes as f64 / held as f64)
+}
+
+/// Frees what earlier runs left to crossbeam-epoch's global collector
+/// (tlscache's retired nodes and arenas), so those frees are not counted
+/// against the engine under probe. The earlier runs' threads have ended,
+/// so nothing pinned holds the epoch back.
+fn settle_epoch_garbage() {
+    for _ in 0..16 {
+        crossbeam_epoch::pin().flush();
+    }
 }
