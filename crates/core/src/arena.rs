@@ -1,6 +1,6 @@
-//! A shard's node storage: fixed-size segments of node slots that never
-//! move, so a node's address is stable for its whole life, and slot `i` is
-//! both the node's place in memory and its LRU and wheel link.
+//! A shard's node storage: segments of node slots that never move, so a
+//! node's address is stable for its whole life, and slot `i` is the node's
+//! place in memory, its LRU and wheel link, and what the index names.
 //!
 //! Against one heap allocation per node, this saves the allocator's header
 //! and size-class rounding, the slab of pointers that mapped slots to
@@ -14,32 +14,46 @@
 //! whole stack at once (a swap, so the stack has no ABA problem) under the
 //! shard lock. The deferred call holds the arena's memory alive by
 //! reference count, so it may run after the shard is gone.
+//!
+//! Segments double (the first, then one as large as all before it), so a
+//! slot's segment is a bit count away and readers find any slot's node
+//! through a fixed directory of segment bases.
 
 use std::alloc::{self, Layout};
 use std::ptr;
 
 use crate::index::Node;
 use crate::sync::epoch::Guard;
-use crate::sync::{lock, Arc, AtomicU32, Mutex, Ordering};
+use crate::sync::{Arc, AtomicPtr, AtomicU32, Ordering};
 
-/// Slots per segment at most (a bounded shard's first segment holds its
-/// capacity when that is smaller), as a shift.
-const MAX_SEGMENT_SHIFT: u32 = 16;
-/// Slots per segment of an unbounded shard, as a shift.
-const UNBOUNDED_SEGMENT_SHIFT: u32 = 10;
-/// Slots per segment at least, as a shift.
-const MIN_SEGMENT_SHIFT: u32 = 4;
+/// Slots of the first segment at most, as a shift (a bounded shard's first
+/// segment holds its capacity when that is smaller).
+const MAX_FIRST_SHIFT: u32 = 16;
+/// Slots of an unbounded shard's first segment, as a shift.
+const UNBOUNDED_FIRST_SHIFT: u32 = 10;
+/// Slots of the first segment at least, as a shift.
+const MIN_FIRST_SHIFT: u32 = 4;
+/// Segments an arena can have: the first of `2^shift` slots, then one as
+/// large as all before it, until `u32` slots are addressed.
+const SEGMENTS: usize = 33 - MIN_FIRST_SHIFT as usize;
 /// Segments are aligned to this, so 64-byte nodes never straddle lines.
 const LINE: usize = 64;
 /// The empty reclaimed stack.
 const EMPTY: u32 = 0;
 
-/// The part of an arena that deferred reclamations share with the shard.
-struct Memory<K, V> {
-    /// Every segment's base, for freeing. Written only under the shard lock.
-    segments: Mutex<Vec<*mut Node<K, V>>>,
-    /// Bytes of each segment, for its layout.
-    layout: Layout,
+/// A shard's node memory, shared by its writers, its readers (who find a
+/// slot's node through the segment directory) and the deferred
+/// reclamations of retired nodes.
+///
+/// Segment 0 holds slots `0..2^shift`; segment `k >= 1` holds the
+/// `2^(shift + k - 1)` slots after those, so the total doubles with each
+/// segment and a slot's segment is its bit length past `shift`.
+pub(crate) struct Nodes<K, V> {
+    /// Each segment's base, null until allocated. Written under the shard
+    /// lock before any node of the segment is published; readers load a
+    /// base only after an index entry's `Acquire`, which orders it.
+    segments: [AtomicPtr<Node<K, V>>; SEGMENTS],
+    shift: u32,
     /// Head of the reclaimed stack: slot + 1, or `EMPTY`. Each stacked
     /// slot's node keeps the next link (slot + 1) in its `stamp`.
     reclaimed: AtomicU32,
@@ -47,14 +61,62 @@ struct Memory<K, V> {
 
 // SAFETY: the raw pointers are owned segments, freed once in `Drop`; the
 // nodes in them are read and written under the protocol described on
-// `Arena` (shard lock, or sole ownership after the epoch), and hold `K` and
-// `V`, which are `Send + Sync`.
-unsafe impl<K: Send + Sync, V: Send + Sync> Send for Memory<K, V> {}
-// SAFETY: as for `Send`; shared access is the atomic stack head and the
-// mutex.
-unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Memory<K, V> {}
+// `Arena` (shard lock, epoch-protected reads, or sole ownership after the
+// epoch), and hold `K` and `V`, which are `Send + Sync`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Nodes<K, V> {}
+// SAFETY: as for `Send`; shared access is through atomics.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Nodes<K, V> {}
 
-impl<K, V> Memory<K, V> {
+impl<K, V> Nodes<K, V> {
+    /// Segment `k`'s slot count.
+    fn segment_len(&self, k: usize) -> usize {
+        1usize << (self.shift as usize + k.saturating_sub(1))
+    }
+
+    fn layout(&self, k: usize) -> Layout {
+        Layout::array::<Node<K, V>>(self.segment_len(k))
+            .and_then(|l| l.align_to(LINE))
+            .expect("a segment of at most 2^32 nodes fits the address space")
+    }
+
+    /// The segment of `slot` and the slot's offset in it.
+    #[inline]
+    fn locate(&self, slot: u32) -> (usize, usize) {
+        let k = (u32::BITS - (slot >> self.shift).leading_zeros()) as usize;
+        let start = ((1u64 << k) >> 1) << self.shift;
+        (k, (u64::from(slot) - start) as usize)
+    }
+
+    /// The address of slot `slot`'s node (initialised or not).
+    ///
+    /// # Safety
+    ///
+    /// `slot`'s segment is allocated, and the caller observed that (under
+    /// the shard lock, or through an `Acquire` load of an entry naming a
+    /// slot of it).
+    #[inline]
+    unsafe fn at(&self, slot: u32) -> *mut Node<K, V> {
+        let (k, offset) = self.locate(slot);
+        let base = self.segments[k].load(Ordering::Relaxed);
+        // SAFETY: per the contract the segment is allocated, and `offset`
+        // is inside it.
+        unsafe { base.add(offset) }
+    }
+
+    /// The node in `slot`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` holds a live node (placed and not yet reclaimed), observed as
+    /// `at` requires.
+    #[inline]
+    pub(crate) unsafe fn get<'a>(&self, slot: u32) -> &'a Node<K, V> {
+        // SAFETY: per the contract the node is initialised; its memory
+        // lives as long as `self`, which the shard and every deferred
+        // reclamation hold.
+        unsafe { &*self.at(slot) }
+    }
+
     /// Drops the contents of the retired node at `node` and stacks its
     /// slot for reuse.
     ///
@@ -89,13 +151,17 @@ impl<K, V> Memory<K, V> {
     }
 }
 
-impl<K, V> Drop for Memory<K, V> {
+impl<K, V> Drop for Nodes<K, V> {
     fn drop(&mut self) {
-        for &base in lock(&self.segments).iter() {
-            // SAFETY: allocated in `Arena::grow` with this layout; every node
-            // in it was dropped (live ones by the shard, retired ones by
-            // their reclamation, which held `self` alive until done).
-            unsafe { alloc::dealloc(base.cast(), self.layout) };
+        for k in 0..SEGMENTS {
+            let base = self.segments[k].load(Ordering::Relaxed);
+            if !base.is_null() {
+                // SAFETY: allocated in `Arena::grow` with this layout; every
+                // node in it was dropped (live ones by the shard, retired
+                // ones by their reclamation, which held `self` alive until
+                // done).
+                unsafe { alloc::dealloc(base.cast(), self.layout(k)) };
+            }
         }
     }
 }
@@ -103,10 +169,11 @@ impl<K, V> Drop for Memory<K, V> {
 /// Node slots for one shard. Owned by the shard's writer state: every
 /// method but the deferred reclamation runs under the shard lock.
 pub(crate) struct Arena<K, V> {
-    memory: Arc<Memory<K, V>>,
-    /// The segments' bases, the writers' copy.
-    bases: Vec<*mut Node<K, V>>,
-    shift: u32,
+    nodes: Arc<Nodes<K, V>>,
+    /// Segments allocated so far.
+    segments: usize,
+    /// Slots in the allocated segments.
+    room: u64,
     /// Slots handed out so far (free or not).
     len: u32,
     /// Slots free for reuse now.
@@ -118,42 +185,35 @@ impl<K, V> Arena<K, V> {
     /// when unbounded).
     pub(crate) fn new(capacity: Option<usize>) -> Self {
         // One segment holds a small bounded shard (plus the entry an insert
-        // links before it evicts) without slack beyond a power of two; an
-        // unbounded one grows by segments of moderate size.
-        let shift = capacity.map_or(UNBOUNDED_SEGMENT_SHIFT, |c| {
+        // places before it evicts) without slack beyond a power of two; an
+        // unbounded one starts moderate and doubles.
+        let shift = capacity.map_or(UNBOUNDED_FIRST_SHIFT, |c| {
             c.saturating_add(1)
                 .checked_next_power_of_two()
-                .map_or(MAX_SEGMENT_SHIFT, usize::trailing_zeros)
-                .clamp(MIN_SEGMENT_SHIFT, MAX_SEGMENT_SHIFT)
+                .map_or(MAX_FIRST_SHIFT, usize::trailing_zeros)
+                .clamp(MIN_FIRST_SHIFT, MAX_FIRST_SHIFT)
         });
-        let layout = Layout::array::<Node<K, V>>(1 << shift)
-            .and_then(|l| l.align_to(LINE))
-            .expect("a segment of 2^16 nodes fits the address space");
         Self {
-            memory: Arc::new(Memory {
-                segments: Mutex::new(Vec::new()),
-                layout,
+            nodes: Arc::new(Nodes {
+                segments: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+                shift,
                 reclaimed: AtomicU32::new(EMPTY),
             }),
-            bases: Vec::new(),
-            shift,
+            segments: 0,
+            room: 0,
             len: 0,
             free: Vec::new(),
         }
     }
 
+    /// The node memory, for readers.
+    pub(crate) fn nodes(&self) -> Arc<Nodes<K, V>> {
+        Arc::clone(&self.nodes)
+    }
+
     /// Slots handed out so far: every slot index is below this.
     pub(crate) fn len(&self) -> usize {
         self.len as usize
-    }
-
-    /// The address of slot `slot`'s node (initialised or not).
-    #[inline]
-    fn at(&self, slot: u32) -> *mut Node<K, V> {
-        let base = self.bases[(slot >> self.shift) as usize];
-        // SAFETY: `slot` was handed out, so its segment exists and the
-        // offset is inside it.
-        unsafe { base.add((slot & ((1 << self.shift) - 1)) as usize) }
     }
 
     /// The node in `slot`.
@@ -163,9 +223,9 @@ impl<K, V> Arena<K, V> {
     /// `slot` holds a live node (placed and not yet retired).
     #[inline]
     pub(crate) unsafe fn get<'a>(&self, slot: u32) -> &'a Node<K, V> {
-        // SAFETY: per the contract the node is initialised; its memory
-        // lives as long as the arena's `Memory`, which the shard holds.
-        unsafe { &*self.at(slot) }
+        // SAFETY: per the contract; under the shard lock, which the caller
+        // holds (it owns `self`), every allocated segment is visible.
+        unsafe { self.nodes.get(slot) }
     }
 
     /// A free slot, and whether it is new (never used before).
@@ -177,7 +237,7 @@ impl<K, V> Arena<K, V> {
             return (slot, false);
         }
         let slot = self.len;
-        if slot as usize == self.bases.len() << self.shift {
+        if u64::from(slot) == self.room {
             self.grow();
         }
         self.len += 1;
@@ -187,35 +247,44 @@ impl<K, V> Arena<K, V> {
     /// Moves every reclaimed slot to the free list.
     fn take_reclaimed(&mut self) {
         // Acquire: pairs with each reclamation's Release push.
-        let mut at = self.memory.reclaimed.swap(EMPTY, Ordering::Acquire);
+        let mut at = self.nodes.reclaimed.swap(EMPTY, Ordering::Acquire);
         while at != EMPTY {
             let slot = at - 1;
             self.free.push(slot);
-            // SAFETY: a stacked slot's node memory is allocated, and its
-            // `stamp` holds the next link, written before the push.
-            at = unsafe { &(*self.at(slot)).stamp }.load(Ordering::Relaxed);
+            // SAFETY: a stacked slot's segment is allocated (under this
+            // lock), and its node's `stamp` holds the next link, written
+            // before the push.
+            at = unsafe { &(*self.nodes.at(slot)).stamp }.load(Ordering::Relaxed);
         }
     }
 
     fn grow(&mut self) {
-        let layout = self.memory.layout;
+        let k = self.segments;
+        let layout = self.nodes.layout(k);
         // SAFETY: the layout has a non-zero size (a node is not zero-sized).
         let base = unsafe { alloc::alloc(layout) }.cast::<Node<K, V>>();
         if base.is_null() {
             alloc::handle_alloc_error(layout);
         }
-        lock(&self.memory.segments).push(base);
-        self.bases.push(base);
+        // Relaxed: readers reach this segment only through an entry stored
+        // later with Release.
+        self.nodes.segments[k].store(base, Ordering::Relaxed);
+        self.segments += 1;
+        self.room += self.nodes.segment_len(k) as u64;
     }
 
     /// Writes `node` into `slot` (from `alloc`) and returns it.
-    pub(crate) fn place(&mut self, slot: u32, node: Node<K, V>) -> *const Node<K, V> {
-        let at = self.at(slot);
+    pub(crate) fn place(&mut self, slot: u32, node: Node<K, V>) -> &Node<K, V> {
+        // SAFETY: `slot` was handed out, so its segment is allocated, under
+        // this lock.
+        let at = unsafe { self.nodes.at(slot) };
         // SAFETY: a free slot's previous node (if any) was reclaimed after
         // every reader that could see it unpinned, and its contents were
         // dropped; nobody else refers to this memory.
-        unsafe { at.write(node) };
-        at
+        unsafe {
+            at.write(node);
+            &*at
+        }
     }
 
     /// Retires `node`, already unreachable for new readers: its contents
@@ -225,15 +294,15 @@ impl<K, V> Arena<K, V> {
         K: Send + Sync + 'static,
         V: Send + Sync + 'static,
     {
-        let memory = Arc::clone(&self.memory);
+        let nodes = Arc::clone(&self.nodes);
         let node = Retired(ptr::from_ref(node).cast_mut());
-        // SAFETY (of the reclamation): the node is unlinked from the index
-        // and the shard's lists, so after every thread pinned now has
-        // unpinned nobody can reach it; it is retired exactly once.
+        // SAFETY (of the reclamation): the node is out of the index and the
+        // shard's lists, so after every thread pinned now has unpinned
+        // nobody can reach it; it is retired exactly once.
         guard.defer(move || {
             let node = node;
             // SAFETY: see above.
-            unsafe { memory.reclaim(node.0) }
+            unsafe { nodes.reclaim(node.0) }
         });
     }
 
@@ -244,8 +313,8 @@ impl<K, V> Arena<K, V> {
     ///
     /// `slot` holds a live node, and this is its last use.
     pub(crate) unsafe fn drop_live(&mut self, slot: u32) {
-        // SAFETY: per the contract.
-        unsafe { ptr::drop_in_place(self.at(slot)) };
+        // SAFETY: per the contract (and the segment is allocated).
+        unsafe { ptr::drop_in_place(self.nodes.at(slot)) };
     }
 }
 
@@ -256,3 +325,41 @@ struct Retired<K, V>(*mut Node<K, V>);
 // SAFETY: the node is owned by the reclamation alone once it runs; its
 // `K` and `V` are `Send`.
 unsafe impl<K: Send, V: Send> Send for Retired<K, V> {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_double_and_slots_map_into_them() {
+        let mut arena: Arena<u64, u64> = Arena::new(Some(10));
+        let nodes = arena.nodes();
+        assert_eq!(nodes.shift, 4);
+        assert_eq!(nodes.locate(0), (0, 0));
+        assert_eq!(nodes.locate(15), (0, 15));
+        assert_eq!(nodes.locate(16), (1, 0));
+        assert_eq!(nodes.locate(31), (1, 15));
+        assert_eq!(nodes.locate(32), (2, 0));
+        assert_eq!(nodes.locate(63), (2, 31));
+        assert_eq!(nodes.locate(64), (3, 0));
+        assert_eq!(
+            nodes.locate(u32::MAX),
+            (28, (u32::MAX - (1 << 31)) as usize)
+        );
+        assert_eq!(nodes.segment_len(28), 1 << 31);
+        // Handing out 100 slots allocates segments of 16, 16, 32 and 64.
+        for want in 0..100 {
+            let (slot, new) = arena.alloc();
+            assert_eq!((slot, new), (want, true));
+            let node = Node::new(u64::from(slot), Arc::new(0), 0, 0, slot, 0);
+            assert_eq!(arena.place(slot, node).key, u64::from(slot));
+        }
+        assert_eq!((arena.segments, arena.room), (4, 128));
+        for slot in 0..100 {
+            // SAFETY: every slot below 100 holds a live node.
+            assert_eq!(unsafe { arena.get(slot) }.key, u64::from(slot));
+            // SAFETY: as above; this is each node's last use.
+            unsafe { arena.drop_live(slot) };
+        }
+    }
+}

@@ -114,7 +114,7 @@ where
     #[inline]
     fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, &Shard<K, V>) {
         let hash = self.hasher.hash_one(key);
-        // Shards take bits 32.., buckets bits ..32: independent choices.
+        // Shards take bits 32.., the index bits ..32: independent choices.
         let shard = &self.shards[(hash >> 32) as usize & self.shard_mask];
         (hash, shard)
     }
@@ -143,7 +143,8 @@ where
     /// The live value for `key`, if any.
     ///
     /// Lock-free and allocation-free: one clock read, an epoch pin, atomic
-    /// loads along one bucket chain, and on a hit the value's refcount and
+    /// loads of one index group (a line of eight tagged entries) and of the
+    /// node a matching tag names, and on a hit the value's refcount and
     /// an access record for the LRU. An expired entry is a miss at once
     /// (under [`Expiry::OnFlush`], once a flush has swept it).
     #[inline]

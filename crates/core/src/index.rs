@@ -1,29 +1,51 @@
-//! A shard's hash index: buckets of singly-linked node chains that readers
-//! walk with atomic loads under an epoch guard, and writers change under the
-//! shard lock.
+//! A shard's hash index: an open-addressed table of one-word entries, each
+//! a hash tag beside an arena slot, in groups of eight that fill one cache
+//! line. Readers probe it with atomic loads under an epoch guard; writers
+//! change it under the shard lock.
 //!
-//! Publication: a writer fills a node, then stores it into a bucket or a
-//! `next` field with `Release`; readers load both with `Acquire`, so a node
-//! they reach is fully initialised. Unlinking rewrites one predecessor
-//! pointer; the unlinked node keeps its own `next`, so a reader standing on
-//! it walks on. Unlinked nodes and replaced tables are retired to the epoch
-//! collector: a table is freed, and a node's slot returned to the shard's
-//! arena, once no pinned reader can hold them.
+//! A lookup loads its key's group, compares the eight tags, and touches a
+//! node only for a tag that matches: a miss is decided by one line, almost
+//! always, and a hit touches one node (chains of nodes used to cost a node
+//! per step, and a miss at least one).
+//!
+//! An entry is `tag << 32 | slot + 1`, where the tag is the low half of the
+//! key's hash (which also picks the group), `0` is an empty entry and a low
+//! half of `u32::MAX` a removed one (a *tombstone*). Groups are probed in
+//! order from the key's own until the key is found or a group with an empty
+//! entry ends the search.
+//!
+//! Why readers never miss a present key, whatever writers do meanwhile:
+//! - a new entry goes to the first group along its probe sequence that has
+//!   an empty entry or a tombstone, so every group before it was full of
+//!   live entries when it was stored;
+//! - removing an entry empties it only if its group still has an empty
+//!   entry, else leaves a tombstone, so a group without empty entries never
+//!   gains one (until the table is rebuilt, which publishes a new table and
+//!   leaves the old one as it was);
+//! - a replacement stores the new slot in the old entry, in one store.
+//!
+//! So a key present through a whole lookup sits in one entry, and every
+//! group before it lacks empty entries throughout: the lookup reaches it.
+//!
+//! Publication: a writer fills a node, then stores its entry with
+//! `Release`; readers load entries with `Acquire`, so a node they reach is
+//! fully initialised. Removed nodes and replaced tables are retired to the
+//! epoch collector: a table is freed, and a node's slot returned to the
+//! shard's arena, once no pinned reader can hold them.
 
 use std::borrow::Borrow;
 
-use crate::sync::epoch::{Atomic, Guard, Shared};
-use crate::sync::{Arc, AtomicU32, Ordering};
+use crate::arena::Nodes;
+use crate::sync::epoch::Guard;
+use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 
 /// One cache entry as readers see it. Nodes live in the shard's arena
 /// (see `arena`), so a node's address is fixed from the insert that places
 /// it until the epoch after its removal.
 ///
-/// `repr(C)` in the order a lookup touches fields: a chain walk reads
-/// `next` and `key`; a hit then reads `value` and `deadline` and writes
-/// `stamp`. With a 32-byte key the node is 64 bytes, one cache line in the
-/// arena. Chains compare keys directly: the key's hash is kept by writers
-/// alone, off the readers' line.
+/// `repr(C)` in the order a lookup touches fields: a hit reads `key`, then
+/// `deadline` and `value`, and writes `stamp`. With a 32-byte key the node
+/// is 64 bytes, one cache line in the arena.
 #[repr(C)]
 pub(crate) struct Node<K, V> {
     /// The node's arena slot (its LRU and wheel link too); fixed for the
@@ -34,23 +56,33 @@ pub(crate) struct Node<K, V> {
     /// and a stale read makes one less exact. In a reclaimed slot it links
     /// the arena's stack of free slots instead.
     pub(crate) stamp: AtomicU32,
-    next: Atomic<Node<K, V>>,
     pub(crate) key: K,
     pub(crate) value: Arc<V>,
     /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
     pub(crate) deadline: u64,
+    /// The low half of the key's hash: its tag and group in the index.
+    /// Only writers need it (to find the node's entry); readers compare the
+    /// tag in the entry itself.
+    pub(crate) hash: u32,
 }
 
 impl<K, V> Node<K, V> {
-    pub(crate) fn new(key: K, value: Arc<V>, deadline: u64, stamp: u64, slot: u32) -> Self {
+    pub(crate) fn new(
+        key: K,
+        value: Arc<V>,
+        deadline: u64,
+        stamp: u64,
+        slot: u32,
+        hash: u32,
+    ) -> Self {
         Self {
             slot,
             // Truncation intended: see the field.
             stamp: AtomicU32::new(stamp as u32),
-            next: Atomic::null(),
             key,
             value,
             deadline,
+            hash,
         }
     }
 
@@ -71,138 +103,336 @@ pub(crate) fn widen(low: u32, seq: u64) -> u64 {
     seq.saturating_add_signed(i64::from(ahead))
 }
 
-/// A bucket array. Dropping a table frees only the array: nodes are owned
-/// by the arena and retired one by one.
-pub(crate) struct Table<K, V> {
-    buckets: Box<[Atomic<Node<K, V>>]>,
-    mask: u64,
+/// Entries per group: one cache line of `u64`s.
+const GROUP: usize = 8;
+/// Live entries a table is sized for, per group (75% full).
+const LIVE_PER_GROUP: usize = 6;
+/// Live entries and tombstones a table holds at most, per group (87.5%):
+/// past that it is rebuilt, so every probe meets an empty entry soon.
+const USED_PER_GROUP: usize = 7;
+/// An empty entry.
+const EMPTY: u64 = 0;
+/// The low half of a tombstone.
+const TOMB: u32 = u32::MAX;
+
+/// The entry for `slot` under tag `tag`.
+#[inline]
+fn entry(tag: u32, slot: u32) -> u64 {
+    (u64::from(tag) << 32) | u64::from(slot + 1)
 }
 
-impl<K: 'static, V: 'static> Table<K, V> {
-    /// A table of `buckets` (a power of two) empty buckets.
-    pub(crate) fn new(buckets: usize) -> Self {
-        debug_assert!(buckets.is_power_of_two());
+/// The slot of a live entry, `None` for an empty entry or a tombstone.
+#[inline]
+fn slot_of(entry: u64) -> Option<u32> {
+    match entry as u32 {
+        0 | TOMB => None,
+        low => Some(low - 1),
+    }
+}
+
+#[repr(C, align(64))]
+struct Group([AtomicU64; GROUP]);
+
+impl Group {
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(EMPTY)))
+    }
+
+    /// Whether the group has an empty entry. Caller holds the shard lock.
+    fn has_empty(&self) -> bool {
+        self.0.iter().any(|e| e.load(Ordering::Relaxed) == EMPTY)
+    }
+}
+
+/// A group array. Dropping a table frees only the array: nodes are owned
+/// by the arena and retired one by one.
+pub(crate) struct Table {
+    groups: Box<[Group]>,
+}
+
+impl Table {
+    /// Groups that hold `entries` live entries at the intended load.
+    pub(crate) fn groups_for(entries: usize) -> usize {
+        entries.div_ceil(LIVE_PER_GROUP).max(1)
+    }
+
+    /// A table of `groups` empty groups.
+    pub(crate) fn new(groups: usize) -> Self {
         Self {
-            buckets: (0..buckets).map(|_| Atomic::null()).collect(),
-            mask: buckets as u64 - 1,
+            groups: (0..groups.max(1)).map(|_| Group::new()).collect(),
         }
     }
 
-    pub(crate) fn buckets(&self) -> usize {
-        self.buckets.len()
+    pub(crate) fn groups(&self) -> usize {
+        self.groups.len()
     }
 
-    #[inline]
-    fn bucket(&self, hash: u64) -> &Atomic<Node<K, V>> {
-        // Shards use the hash's top bits, buckets its low bits.
-        &self.buckets[(hash & self.mask) as usize]
+    /// Live entries and tombstones the table may hold before a rebuild.
+    pub(crate) fn max_used(&self) -> usize {
+        self.groups.len() * USED_PER_GROUP
     }
 
-    /// The node for `key`, expired or not. Lock-free: atomic loads only.
+    /// The group a tag's probe starts at: the tag scaled to the group
+    /// count (no power-of-two rounding, so a table is sized to its shard).
     #[inline]
-    pub(crate) fn find<'g, Q>(&self, hash: u64, key: &Q, guard: &'g Guard) -> Option<&'g Node<K, V>>
+    fn home(&self, tag: u32) -> usize {
+        ((u64::from(tag) * self.groups.len() as u64) >> 32) as usize
+    }
+
+    /// The group after `at`, wrapping.
+    #[inline]
+    fn next(&self, at: usize) -> usize {
+        if at + 1 == self.groups.len() {
+            0
+        } else {
+            at + 1
+        }
+    }
+
+    /// The node for `key` (hash `hash`), expired or not. Lock-free: atomic
+    /// loads only.
+    #[inline]
+    pub(crate) fn find<'g, K, V, Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        nodes: &'g Nodes<K, V>,
+        _guard: &'g Guard,
+    ) -> Option<&'g Node<K, V>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        // Acquire pairs with the Release store that linked each node.
-        let mut cur = self.bucket(hash).load(Ordering::Acquire, guard);
-        // SAFETY: every pointer in a chain is null or a node that was linked
-        // while `guard` could observe it; nodes are freed only through
-        // `defer_destroy` after being unlinked, so they outlive `guard`.
-        while let Some(node) = unsafe { cur.as_ref() } {
-            if node.key.borrow() == key {
-                return Some(node);
+        // Truncation intended: the tag is the hash's low half.
+        let tag = hash as u32;
+        let mut at = self.home(tag);
+        for _ in 0..self.groups.len() {
+            let mut open = false;
+            for e in &self.groups[at].0 {
+                // Acquire pairs with the Release store of the entry, so the
+                // node it names (and its segment) is initialised.
+                let e = e.load(Ordering::Acquire);
+                if e == EMPTY {
+                    open = true;
+                } else if (e >> 32) as u32 == tag {
+                    if let Some(slot) = slot_of(e) {
+                        // SAFETY: the entry was live while `_guard` was
+                        // pinned, so its node was placed and is retired (if
+                        // at all) only after the guard unpins.
+                        let node = unsafe { nodes.get(slot) };
+                        if node.key.borrow() == key {
+                            return Some(node);
+                        }
+                    }
+                }
             }
-            cur = node.next.load(Ordering::Acquire, guard);
+            if open {
+                return None;
+            }
+            at = self.next(at);
         }
         None
     }
 
-    /// Links the freshly placed `node` (key hash `hash`) at the head of its
-    /// bucket. Caller holds the shard lock.
-    pub(crate) fn link(&self, node: *const Node<K, V>, hash: u32, guard: &Guard) {
-        let bucket = self.bucket(u64::from(hash));
-        // SAFETY: `node` was just placed in the arena by the caller, who
-        // holds the shard lock; no reader can see it yet.
-        let node_ref = unsafe { &*node };
-        node_ref
-            .next
-            .store(bucket.load(Ordering::Relaxed, guard), Ordering::Relaxed);
-        // Release: publishes the node's fields to readers' Acquire loads.
-        bucket.store(Shared::from(node), Ordering::Release);
+    /// The entry naming `slot` (whose key hash is `hash`). Caller holds the
+    /// shard lock.
+    fn position(&self, hash: u32, slot: u32) -> Option<&AtomicU64> {
+        let want = slot + 1;
+        let mut at = self.home(hash);
+        for _ in 0..self.groups.len() {
+            let group = &self.groups[at];
+            if let Some(e) = group
+                .0
+                .iter()
+                .find(|e| e.load(Ordering::Relaxed) as u32 == want)
+            {
+                return Some(e);
+            }
+            if group.has_empty() {
+                return None;
+            }
+            at = self.next(at);
+        }
+        None
     }
 
-    /// Puts `node` in `old`'s place in its chain, in one store, and returns
-    /// it. A reader walking the chain sees `old` or `node` there, never a
-    /// chain without the key (linking at the head and then unlinking `old`
-    /// would let a reader already past the head miss both). Caller holds
-    /// the shard lock and must retire `old` afterwards.
-    pub(crate) fn replace(
-        &self,
-        old: &Node<K, V>,
-        node: *const Node<K, V>,
-        hash: u32,
-        guard: &Guard,
-    ) {
-        let Some(link) = self.link_to(old, hash, guard) else {
-            debug_assert!(false, "replacing a node that is not in the table");
-            return self.link(node, hash, guard);
-        };
-        // SAFETY: as in `link`.
-        let node_ref = unsafe { &*node };
-        node_ref
-            .next
-            .store(old.next.load(Ordering::Relaxed, guard), Ordering::Relaxed);
-        // Release: publishes the node's fields to readers' Acquire loads.
-        link.store(Shared::from(node), Ordering::Release);
-    }
-
-    /// Unlinks `node` from its bucket. Caller holds the shard lock and must
-    /// retire the node afterwards.
-    pub(crate) fn unlink(&self, node: &Node<K, V>, hash: u32, guard: &Guard) {
-        let Some(link) = self.link_to(node, hash, guard) else {
-            debug_assert!(false, "unlinking a node that is not in the table");
-            return;
-        };
-        // Release: a reader that reaches the successor through this link
-        // sees it initialised (it already was; this keeps the publication
-        // chain unbroken).
-        link.store(node.next.load(Ordering::Relaxed, guard), Ordering::Release);
-    }
-
-    /// The link (bucket or `next` field) that points at `node`, if it is in
-    /// the table (`hash` is its key's). Caller holds the shard lock.
-    fn link_to<'g>(
-        &'g self,
-        node: &Node<K, V>,
-        hash: u32,
-        guard: &'g Guard,
-    ) -> Option<&'g Atomic<Node<K, V>>> {
-        let target: *const Node<K, V> = node;
-        let mut link = self.bucket(u64::from(hash));
+    /// Enters the freshly placed node in `slot` (key hash `hash`) and says
+    /// whether it took a tombstone's place. The caller holds the shard lock
+    /// and has made room (`max_used` not reached).
+    pub(crate) fn insert(&self, hash: u32, slot: u32) -> bool {
+        let mut at = self.home(hash);
         loop {
-            let cur = link.load(Ordering::Relaxed, guard);
-            if cur.as_raw() == target {
-                return Some(link);
+            for e in &self.groups[at].0 {
+                let cur = e.load(Ordering::Relaxed);
+                if cur == EMPTY || cur as u32 == TOMB {
+                    // Release: publishes the node's fields to readers'
+                    // Acquire loads.
+                    e.store(entry(hash, slot), Ordering::Release);
+                    return cur != EMPTY;
+                }
             }
-            // SAFETY: under the shard lock no node of this table is freed,
-            // so every node of the chain outlives `guard`.
-            link = &unsafe { cur.as_ref() }?.next;
+            // Some group has room: the table is never full.
+            at = self.next(at);
         }
     }
 
-    /// Calls `f` on every node. Caller holds the shard lock.
-    pub(crate) fn for_each<'g>(&self, guard: &'g Guard, mut f: impl FnMut(Shared<'g, Node<K, V>>)) {
-        for bucket in self.buckets.iter() {
-            let mut cur = bucket.load(Ordering::Relaxed, guard);
-            while !cur.is_null() {
-                // SAFETY: as in `find`; besides, the caller's lock keeps
-                // every linked node alive.
-                let next = unsafe { cur.deref() }.next.load(Ordering::Relaxed, guard);
-                f(cur);
-                cur = next;
+    /// Names `new` (just placed, same key) in `old`'s entry, in one store,
+    /// so a reader of the key finds one or the other. Caller holds the
+    /// shard lock and must retire `old` afterwards. Returns `false` if
+    /// `old` was not in the table.
+    pub(crate) fn replace(&self, hash: u32, old: u32, new: u32) -> bool {
+        let Some(e) = self.position(hash, old) else {
+            return false;
+        };
+        // Release: publishes the new node's fields to readers.
+        e.store(entry(hash, new), Ordering::Release);
+        true
+    }
+
+    /// Removes `slot`'s entry and says whether it left a tombstone. Caller
+    /// holds the shard lock and must retire the node afterwards.
+    pub(crate) fn remove(&self, hash: u32, slot: u32) -> bool {
+        let mut at = self.home(hash);
+        for _ in 0..self.groups.len() {
+            let group = &self.groups[at];
+            let want = slot + 1;
+            if let Some(e) = group
+                .0
+                .iter()
+                .find(|e| e.load(Ordering::Relaxed) as u32 == want)
+            {
+                // A group that has no empty entry must not gain one (see
+                // the module's doc): probes for later keys pass through it.
+                let tomb = !group.has_empty();
+                let value = if tomb { u64::from(TOMB) } else { EMPTY };
+                // Relaxed: readers that still see the old entry reach a node
+                // that stays valid for their epoch.
+                e.store(value, Ordering::Relaxed);
+                return tomb;
+            }
+            if group.has_empty() {
+                break;
+            }
+            at = self.next(at);
+        }
+        debug_assert!(false, "removing a slot that is not in the table");
+        false
+    }
+
+    /// A copy of this table's live entries in a table of `groups` groups,
+    /// without tombstones. Caller holds the shard lock and publishes the
+    /// copy with `Release`.
+    pub(crate) fn rebuilt(&self, groups: usize) -> Self {
+        let new = Self::new(groups);
+        for group in self.groups.iter() {
+            for e in &group.0 {
+                let cur = e.load(Ordering::Relaxed);
+                if let Some(slot) = slot_of(cur) {
+                    let tag = (cur >> 32) as u32;
+                    new.insert(tag, slot);
+                }
             }
         }
+        new
+    }
+
+    /// Calls `f` on the slot of every live entry. Caller holds the shard
+    /// lock.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u32)) {
+        for group in self.groups.iter() {
+            for e in &group.0 {
+                if let Some(slot) = slot_of(e.load(Ordering::Relaxed)) {
+                    f(slot);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The slots of live entries, in table order.
+    fn slots(t: &Table) -> Vec<u32> {
+        let mut out = Vec::new();
+        t.for_each(|s| out.push(s));
+        out
+    }
+
+    /// A tag whose home is group `g` of a table of `n` groups.
+    fn tag_in(g: usize, n: usize, salt: u32) -> u32 {
+        ((g as u64 * (1u64 << 32)).div_ceil(n as u64)) as u32 + salt
+    }
+
+    #[test]
+    fn entries_overflow_into_the_next_group_and_stay_findable() {
+        let t = Table::new(2);
+        let tag = tag_in(0, 2, 0);
+        // Nine keys homed in group 0: the ninth goes to group 1.
+        for slot in 0..9 {
+            assert!(!t.insert(tag + slot, slot));
+        }
+        assert_eq!(slots(&t), (0..9).collect::<Vec<_>>());
+        for slot in 0..9 {
+            assert!(t.position(tag + slot, slot).is_some(), "slot {slot}");
+        }
+        assert!(t.position(tag, 42).is_none());
+    }
+
+    #[test]
+    fn a_full_group_keeps_tombstones_and_an_open_one_empties() {
+        let t = Table::new(2);
+        let tag = tag_in(0, 2, 0);
+        for slot in 0..9 {
+            t.insert(tag, slot);
+        }
+        // Group 0 is full: removing from it leaves a tombstone, so the
+        // probe for slot 8 (in group 1) still passes through.
+        assert!(t.remove(tag, 3));
+        assert!(t.position(tag, 8).is_some());
+        // Group 1 has empty entries: removing there empties.
+        assert!(!t.remove(tag, 8));
+        // A new entry reuses the tombstone.
+        assert!(t.insert(tag, 20));
+        assert_eq!(slots(&t), vec![0, 1, 2, 20, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn replace_names_the_new_slot_in_place() {
+        let t = Table::new(1);
+        t.insert(7, 1);
+        t.insert(9, 2);
+        assert!(t.replace(7, 1, 5));
+        assert_eq!(slots(&t), vec![5, 2]);
+        assert!(!t.replace(7, 1, 6), "slot 1 is gone");
+    }
+
+    #[test]
+    fn a_rebuild_keeps_live_entries_and_drops_tombstones() {
+        let t = Table::new(2);
+        let tag = tag_in(0, 2, 0);
+        for slot in 0..12 {
+            t.insert(tag + slot, slot);
+        }
+        for slot in [1, 2, 3] {
+            t.remove(tag + slot, slot);
+        }
+        let r = t.rebuilt(5);
+        assert_eq!(r.groups(), 5);
+        let mut live = slots(&r);
+        live.sort_unstable();
+        assert_eq!(live, [0, 4, 5, 6, 7, 8, 9, 10, 11]);
+        for slot in live {
+            assert!(r.position(tag + slot, slot).is_some(), "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn sizing_leaves_room() {
+        assert_eq!(Table::groups_for(0), 1);
+        assert_eq!(Table::groups_for(6), 1);
+        assert_eq!(Table::groups_for(7), 2);
+        assert_eq!(Table::new(3).max_used(), 21);
     }
 }

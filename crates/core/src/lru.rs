@@ -96,20 +96,6 @@ impl Lru {
             .is_some_and(|link| link.prev != UNLINKED)
     }
 
-    /// Puts slot `to` (not in the list) in `from`'s place, with its stamp,
-    /// and takes `from` out.
-    pub(crate) fn rename(&mut self, from: u32, to: u32) {
-        let link = self.links[(from + 1) as usize];
-        if link.prev == UNLINKED {
-            return;
-        }
-        let to = to + 1;
-        self.links[to as usize] = link;
-        self.links[link.prev as usize].next = to;
-        self.links[link.next as usize].prev = to;
-        self.links[(from + 1) as usize].prev = UNLINKED;
-    }
-
     /// Re-places `slot` (in the list) by `stamp` if that is newer than
     /// where it stands.
     pub(crate) fn touch(&mut self, slot: u32, stamp: u64) {
@@ -156,24 +142,6 @@ mod tests {
         assert_eq!(l.tail(), Some((2, 3)));
         assert!(!l.contains(0));
         assert!(l.contains(1));
-    }
-
-    #[test]
-    fn rename_keeps_the_place() {
-        let mut l = Lru::new();
-        l.grow(5);
-        for (slot, stamp) in [(0, 1), (1, 2), (2, 3)] {
-            l.insert(slot, stamp);
-        }
-        l.rename(1, 4);
-        assert_eq!(l.order(), vec![2, 4, 0]);
-        assert!(!l.contains(1));
-        assert!(l.contains(4));
-        l.rename(0, 1);
-        assert_eq!(l.order(), vec![2, 4, 1]);
-        assert_eq!(l.tail(), Some((1, 1)));
-        l.rename(2, 0);
-        assert_eq!(l.order(), vec![0, 4, 1]);
     }
 
     #[test]

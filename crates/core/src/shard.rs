@@ -6,7 +6,7 @@ use std::borrow::Borrow;
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
-use crate::arena::Arena;
+use crate::arena::{Arena, Nodes};
 use crate::index::{widen, Node, Table};
 use crate::listener::{Listener, RemovalCause};
 use crate::lru::Lru;
@@ -24,10 +24,10 @@ const READ_BUFFER: usize = 64;
 /// heads.
 pub(crate) const MAX_SHARD_ENTRIES: usize = (u32::MAX - 1024) as usize;
 
-/// Buckets an unbounded shard starts with; the index doubles when it fills.
-/// A bounded shard starts with one bucket per entry of its capacity (to the
-/// next power of two), so it never copies its index while it fills.
-const INITIAL_BUCKETS: usize = 16;
+/// Entries an unbounded shard's index is first sized for; it doubles when
+/// it fills. A bounded shard's index is sized for its capacity from the
+/// start, so it is rebuilt only to clear tombstones.
+const INITIAL_ENTRIES: usize = 16;
 
 /// A deadline meaning "never expires".
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -100,9 +100,10 @@ type Pending<K, V> = SmallVec<[(*const Node<K, V>, RemovalCause); 4]>;
 struct State<K, V> {
     /// The nodes: slot `i` holds the node that owns LRU and wheel link `i`.
     arena: Arena<K, V>,
-    /// The low half of each live slot's key hash (its bucket), which
-    /// readers never need.
-    hashes: Vec<u32>,
+    /// Slots the LRU, wheel and weights have room reserved for.
+    reserved: usize,
+    /// Tombstones in the index (see `index`).
+    tombs: usize,
     weights: Vec<u64>,
     lru: Lru,
     wheel: Wheel,
@@ -135,14 +136,16 @@ const COLLECT_EVERY: u32 = 8;
 struct Write<'s, 'g, K, V> {
     shard: &'s Shard<K, V>,
     st: crate::sync::MutexGuard<'s, State<K, V>>,
-    table: &'g Table<K, V>,
+    table: &'g Table,
     guard: &'g Guard,
     pending: Pending<K, V>,
     listening: bool,
 }
 
 pub(crate) struct Shard<K, V> {
-    table: Atomic<Table<K, V>>,
+    table: Atomic<Table>,
+    /// The arena's nodes, where readers find the slots the index names.
+    nodes: Arc<Nodes<K, V>>,
     hot: CachePadded<Hot>,
     cold: CachePadded<Cold>,
     /// The lossy read buffer: entry `s % READ_BUFFER` records access stamp
@@ -157,19 +160,22 @@ where
     V: Send + Sync + 'static,
 {
     pub(crate) fn new(bounded: bool, capacity: usize, max_weight: u64, now: u64) -> Self {
-        let buckets = if bounded {
-            capacity.next_power_of_two()
+        let groups = Table::groups_for(if bounded {
+            capacity.saturating_add(1)
         } else {
-            INITIAL_BUCKETS
-        };
+            INITIAL_ENTRIES
+        });
+        let arena = Arena::new(bounded.then_some(capacity));
         Self {
-            table: Atomic::new(Table::new(buckets)),
+            table: Atomic::new(Table::new(groups)),
+            nodes: arena.nodes(),
             hot: CachePadded::new(Hot::default()),
             cold: CachePadded::new(Cold::default()),
             reads: (0..READ_BUFFER).map(|_| AtomicU64::new(0)).collect(),
             state: Mutex::new(State {
-                arena: Arena::new(bounded.then_some(capacity)),
-                hashes: Vec::new(),
+                arena,
+                reserved: 0,
+                tombs: 0,
                 weights: Vec::new(),
                 lru: Lru::new(),
                 wheel: Wheel::new(now_tick(now)),
@@ -184,11 +190,11 @@ where
     }
 
     #[inline]
-    fn table<'g>(&self, guard: &'g Guard) -> &'g Table<K, V> {
+    fn table<'g>(&self, guard: &'g Guard) -> &'g Table {
         // Acquire pairs with the Release store that published the table.
         let table = self.table.load(Ordering::Acquire, guard);
         // SAFETY: the table pointer is never null (set in `new`, replaced
-        // only by a non-null table in `grow_index`); a replaced table is
+        // only by a non-null table in `rebuild`); a replaced table is
         // retired, so it outlives `guard`.
         unsafe { table.deref() }
     }
@@ -208,7 +214,7 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        match self.table(guard).find(hash, key, guard) {
+        match self.table(guard).find(hash, key, &self.nodes, guard) {
             Some(node) if !now.is_some_and(|now| node.expired(now)) => {
                 let stamp = self.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
                 // Truncating the stamp is intended: `widen` restores it.
@@ -272,9 +278,8 @@ where
             }
             return Ok(previous);
         }
-        // A replacement takes the old node's place in its chain in one
-        // store, so a reader of this key finds one or the other wherever it
-        // stands in the chain.
+        // A replacement names the new node in the old one's index entry,
+        // in one store, so a reader of this key finds one or the other.
         w.add(hash, key, value, deadline, weight, existing);
         if let Some(old) = existing {
             if old.deadline != NEVER {
@@ -282,7 +287,6 @@ where
             }
             w.retire(old, RemovalCause::Replaced);
         }
-        w.grow_index();
         w.evict();
         w.finish(config);
         Ok(previous)
@@ -328,11 +332,11 @@ where
     pub(crate) fn clear(&self, config: &Config<K, V>) {
         let guard = &epoch::pin();
         let mut w = self.begin(config, guard);
-        let mut nodes = Vec::with_capacity(w.st.len);
-        w.table.for_each(guard, |node| nodes.push(node));
-        for node in nodes {
-            // SAFETY: linked nodes, under the shard lock, retired only below.
-            w.remove(unsafe { node.deref() }, RemovalCause::Cleared);
+        let mut slots = Vec::with_capacity(w.st.len);
+        w.table.for_each(|slot| slots.push(slot));
+        for slot in slots {
+            let node = w.node(slot);
+            w.remove(node, RemovalCause::Cleared);
         }
         w.finish(config);
     }
@@ -363,7 +367,7 @@ where
     }
 }
 
-impl<'g, K, V> Write<'_, 'g, K, V>
+impl<'s: 'g, 'g, K, V> Write<'s, 'g, K, V>
 where
     K: Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
@@ -385,7 +389,8 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let node = self.table.find(hash, key, self.guard)?;
+        let shard: &'s Shard<K, V> = self.shard;
+        let node = self.table.find(hash, key, &shard.nodes, self.guard)?;
         if now.is_some_and(|now| node.expired(now)) {
             self.remove(node, RemovalCause::Expired);
             return None;
@@ -438,8 +443,10 @@ where
         }
     }
 
-    /// Links a new node for `key`: in `replacing`'s place when given (the
-    /// caller then retires `replacing`), else at its bucket's head.
+    /// Places a new node for `key` and enters it in the index: in
+    /// `replacing`'s entry when given (the caller then retires
+    /// `replacing`), else in a free entry, rebuilding the index first if it
+    /// is full.
     fn add(
         &mut self,
         hash: u64,
@@ -449,20 +456,22 @@ where
         weight: u64,
         replacing: Option<&'g Node<K, V>>,
     ) {
+        // Truncation intended: the index uses the hash's low half.
+        let hash = hash as u32;
         let slot = self.alloc_slot();
         let stamp = self.shard.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        // Truncation intended: buckets use the hash's low half.
-        let hash = hash as u32;
-        let node = self
-            .st
+        self.st
             .arena
-            .place(slot, Node::new(key, value, deadline, stamp, slot));
-        match replacing {
-            Some(old) => self.table.replace(old, node, hash, self.guard),
-            None => self.table.link(node, hash, self.guard),
+            .place(slot, Node::new(key, value, deadline, stamp, slot, hash));
+        let replaced = replacing.is_some_and(|old| self.table.replace(hash, old.slot, slot));
+        if !replaced {
+            debug_assert!(replacing.is_none(), "replacing a node not in the index");
+            self.make_room();
+            if self.table.insert(hash, slot) {
+                self.st.tombs -= 1;
+            }
         }
         let st = &mut *self.st;
-        st.hashes[slot as usize] = hash;
         st.lru.insert(slot, stamp);
         if deadline != NEVER {
             st.wheel.schedule(slot, deadline);
@@ -486,18 +495,17 @@ where
             return slot;
         }
         let slots = slot as usize;
-        if slots == st.hashes.capacity() {
+        if slots == st.reserved {
             // Grow by doubling, but never past the shard's capacity (plus
             // the one an insert links before it evicts), so a full bounded
             // shard carries no slack. Slots still waiting for the epoch
             // collector can take a few more.
             let limit = st.capacity.saturating_add(1).max(slots + 1);
             let target = (slots * 2).max(16).min(limit);
-            st.hashes.reserve_exact(target - slots);
+            st.reserved = target;
             st.lru.reserve(target);
             st.wheel.reserve(target);
         }
-        st.hashes.push(0);
         st.lru.grow(slots + 1);
         st.wheel.grow(slots + 1);
         slot
@@ -514,8 +522,9 @@ where
     /// Unlinks `node` from the index and LRU and retires it. The wheel
     /// link is the caller's (`advance` has already dropped it).
     fn unlink(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
-        let hash = self.st.hashes[node.slot as usize];
-        self.table.unlink(node, hash, self.guard);
+        if self.table.remove(node.hash, node.slot) {
+            self.st.tombs += 1;
+        }
         self.retire(node, cause);
     }
 
@@ -562,59 +571,31 @@ where
         }
     }
 
-    /// Doubles the index when it holds more entries than buckets.
-    ///
-    /// Nodes cannot sit in two chains, so the new table gets copies in new
-    /// slots (the value is shared, not cloned; the LRU, wheel, hash and
-    /// weight move along) and the old nodes are retired; a reader still
-    /// walking the old table sees it as it was when it was replaced.
-    fn grow_index(&mut self) {
-        if self.st.len <= self.table.buckets() {
+    /// Rebuilds the index if one more entry would fill it past its bound:
+    /// larger when the live entries need it, else the same size without
+    /// tombstones. A rebuild copies entries only (nodes stay in their
+    /// slots); a reader still probing the old table sees it as it was when
+    /// it was replaced.
+    fn make_room(&mut self) {
+        let used = self.st.len + self.st.tombs + 1;
+        if used <= self.table.max_used() {
             return;
         }
+        let now = self.table.groups();
+        let want = Table::groups_for(self.st.len + 1);
+        let groups = if want > now { want.max(now * 2) } else { now };
         let guard = self.guard;
-        let new = Table::new(self.table.buckets() * 2);
-        let mut old_nodes = Vec::with_capacity(self.st.len);
-        self.table.for_each(guard, |shared| old_nodes.push(shared));
-        for &shared in &old_nodes {
-            // SAFETY: linked nodes, under the shard lock.
-            let old = unsafe { shared.deref() };
-            let slot = self.alloc_slot();
-            let copy = Node::new(
-                old.key.clone(),
-                Arc::clone(&old.value),
-                old.deadline,
-                u64::from(old.stamp.load(Ordering::Relaxed)),
-                slot,
-            );
-            let st = &mut *self.st;
-            let hash = st.hashes[old.slot as usize];
-            st.hashes[slot as usize] = hash;
-            if !st.weights.is_empty() {
-                if st.weights.len() < st.arena.len() {
-                    st.weights.resize(st.arena.len(), 0);
-                }
-                st.weights[slot as usize] = std::mem::take(&mut st.weights[old.slot as usize]);
-            }
-            st.lru.rename(old.slot, slot);
-            st.wheel.rename(old.slot, slot);
-            let placed = st.arena.place(slot, copy);
-            new.link(placed, hash, guard);
-        }
-        // Release: publishes the new table and its chains to readers.
-        let old_table = self
+        let new = self.table.rebuilt(groups);
+        // Release: publishes the new table and its entries to readers.
+        let old = self
             .shard
             .table
             .swap(Owned::new(new), Ordering::Release, guard);
         self.table = self.shard.table(guard);
-        for shared in old_nodes {
-            // SAFETY: the old table is no longer published and its nodes
-            // left the LRU and wheel by rename; they are reachable only by
-            // readers already pinned, which the collector waits for.
-            self.st.arena.retire(unsafe { shared.deref() }, guard);
-        }
-        // SAFETY: as for its nodes.
-        unsafe { guard.defer_destroy(old_table) };
+        self.st.tombs = 0;
+        // SAFETY: the old table is no longer published; only readers
+        // already pinned can hold it, and the collector waits for them.
+        unsafe { guard.defer_destroy(old) };
     }
 
     /// Releases the lock, then tells the listener what left.

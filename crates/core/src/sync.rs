@@ -9,7 +9,7 @@
 pub use loom::sync::Arc;
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU32, AtomicU64},
+    atomic::{AtomicPtr, AtomicU32, AtomicU64},
     Mutex, MutexGuard,
 };
 
@@ -17,7 +17,7 @@ pub(crate) use loom::sync::{
 pub use std::sync::Arc;
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU32, AtomicU64},
+    atomic::{AtomicPtr, AtomicU32, AtomicU64},
     Mutex, MutexGuard,
 };
 

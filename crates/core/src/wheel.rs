@@ -103,23 +103,6 @@ impl Wheel {
         }
     }
 
-    /// Puts arena slot `to` (not scheduled) in `from`'s place, with its
-    /// deadline, and takes `from` out. O(1).
-    pub(crate) fn rename(&mut self, from: u32, to: u32) {
-        let (from, to) = (SENTINELS + from, SENTINELS + to);
-        let link = self.links[from as usize];
-        if link.prev == UNLINKED {
-            return;
-        }
-        self.links[to as usize] = link;
-        self.links[link.prev as usize].next = to;
-        self.links[link.next as usize].prev = to;
-        self.links[from as usize] = Link {
-            prev: UNLINKED,
-            next: UNLINKED,
-        };
-    }
-
     /// Moves time to `now` (nanoseconds) and pushes every slot whose
     /// deadline is at or before `now` into `expired`. The wheel's time never
     /// moves backwards.
