@@ -31,7 +31,7 @@ use tlscache_benches::{
     draws, fill, keys, label, ops, quick, state, timed, Dist, EngineKind, Key, Mix, Op, ENGINES,
     TTL,
 };
-use tlscache_core::{Cache, ManualClock};
+use tlscache_core::{Cache, ManualClock, MonotonicClock};
 
 /// Operations per thread's stream (runs wrap around it).
 const STREAM: usize = 1 << 18;
@@ -266,7 +266,10 @@ fn expiry_get_during_sweep(c: &mut Criterion) {
 
 /// Issue 2's floor: a single-threaded get hit on tlscache-core (called
 /// directly) against an unsynchronised hashbrown map with the same hasher
-/// on the same keys, both handing out a clone of the value's `Arc`.
+/// on the same keys, both handing out a clone of the value's `Arc`. The
+/// core runs on its default clock (the kernel's coarse one) and, as
+/// `tlscache_tsc`, on the time-stamp counter, to show what a clock read
+/// costs in a lookup.
 fn baseline(c: &mut Criterion) {
     let size = 100_000;
     let resident = keys(size, 8);
@@ -276,9 +279,15 @@ fn baseline(c: &mut Criterion) {
         hashbrown::HashMap::with_hasher(ahash::RandomState::new());
     // Twice the keys' capacity, so every key stays resident.
     let cache: Cache<Key, Vec<u8>> = Cache::new(2 * size).expect("a valid cache");
+    let tsc: Cache<Key, Vec<u8>> = Cache::builder()
+        .capacity(2 * size)
+        .clock(MonotonicClock::new())
+        .build()
+        .expect("a valid cache");
     for k in &resident {
         map.insert(*k, Arc::clone(&value));
         cache.insert_with_ttl(*k, Arc::clone(&value), TTL);
+        tsc.insert_with_ttl(*k, Arc::clone(&value), TTL);
     }
     let mut group = c.benchmark_group("baseline/get_hit/zipf/100k");
     group.throughput(Throughput::Elements(1));
@@ -294,6 +303,13 @@ fn baseline(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % reads.len();
             black_box(cache.get(&resident[reads[i] as usize]))
+        })
+    });
+    group.bench_function(BenchmarkId::new("tlscache_tsc", "1t"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % reads.len();
+            black_box(tsc.get(&resident[reads[i] as usize]))
         })
     });
     group.finish();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ahash::RandomState;
 
 use crate::cache::Cache;
-use crate::clock::{Clock, MonotonicClock};
+use crate::clock::{Clock, CoarseClock};
 use crate::error::BuildError;
 use crate::listener::{Listener, RemovalCause};
 use crate::shard::{Weigher, MAX_SHARD_ENTRIES};
@@ -117,7 +117,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The time source, e.g. a [`ManualClock`](crate::ManualClock) in tests.
+    /// The time source: by default a [`CoarseClock`] (the kernel's tick);
+    /// a [`MonotonicClock`](crate::MonotonicClock) for nanoseconds, or a
+    /// [`ManualClock`](crate::ManualClock) in tests.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(std::sync::Arc::new(clock));
         self
@@ -187,7 +189,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         let clock = self
             .clock
             .take()
-            .unwrap_or_else(|| std::sync::Arc::new(MonotonicClock::new()));
+            .unwrap_or_else(|| std::sync::Arc::new(CoarseClock::new()));
         Ok(Cache::from_parts(self, shards, clock))
     }
 }

@@ -142,11 +142,12 @@ where
 
     /// The live value for `key`, if any.
     ///
-    /// Lock-free and allocation-free: one clock read, an epoch pin, atomic
-    /// loads of one index group (a line of eight tagged entries) and of the
-    /// node a matching tag names, and on a hit the value's refcount and
-    /// an access record for the LRU. An expired entry is a miss at once
-    /// (under [`Expiry::OnFlush`], once a flush has swept it).
+    /// Lock-free and allocation-free: an epoch pin, atomic loads of one
+    /// index group (a line of eight tagged entries) and of the node a
+    /// matching tag names, a clock read if that entry has a deadline, and
+    /// on a hit the value's refcount and an access record for the LRU. An
+    /// expired entry is a miss at once (under [`Expiry::OnFlush`], once a
+    /// flush has swept it).
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
     where
@@ -155,7 +156,7 @@ where
     {
         let (hash, shard) = self.locate(key);
         let guard = &epoch::pin();
-        shard.get(hash, key, self.expiry_now(), guard)
+        shard.get(hash, key, || self.expiry_now(), guard)
     }
 
     /// Stores `value` under `key` with the default time-to-live and returns

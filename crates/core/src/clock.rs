@@ -1,4 +1,4 @@
-//! Time sources. A cache reads its [`Clock`] once per operation.
+//! Time sources. A cache reads its [`Clock`] at most once per operation.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,10 +21,97 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
-/// The default clock: the CPU's invariant time-stamp counter through
-/// `quanta` (calibrated once per process, about 10 ns a read here against
-/// about 25 ns for `std::time::Instant`), falling back to the OS monotonic
-/// clock where there is no usable counter. Measured from the clock's
+/// The default clock: the kernel's coarse monotonic clock. On Linux that is
+/// `CLOCK_MONOTONIC_COARSE`, read through the vDSO: a few loads of a time
+/// the kernel updates once a tick, with no system call and no read of the
+/// CPU's time-stamp counter. Elsewhere (or on a kernel without it) it is
+/// `std::time::Instant`. Measured from the clock's creation.
+///
+/// Its resolution is the kernel's tick (1 to 10 ms; `clock_getres` says),
+/// so the cache sees an entry's lifetime to within a tick: OpenSSL itself
+/// keeps session times in seconds. The price is in every lookup of an
+/// entry with a deadline and every write, so it is worth the tick: in the
+/// suite's single-threaded get bench (`baseline`), a get on a
+/// [`MonotonicClock`] has cost several times the clock read of this one.
+/// A cache that needs nanoseconds takes a [`MonotonicClock`].
+#[derive(Debug, Clone)]
+pub struct CoarseClock {
+    source: Coarse,
+}
+
+#[derive(Debug, Clone)]
+enum Coarse {
+    /// `CLOCK_MONOTONIC_COARSE` nanoseconds at the clock's creation.
+    #[cfg(target_os = "linux")]
+    Kernel(u64),
+    Std(std::time::Instant),
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds, or `None` if the kernel has no
+/// such clock.
+#[cfg(target_os = "linux")]
+#[inline]
+fn kernel_coarse_nanos() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable `timespec` for the whole call, and
+    // `clock_gettime` writes nothing but it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
+impl CoarseClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        #[cfg(target_os = "linux")]
+        if let Some(origin) = kernel_coarse_nanos() {
+            return Self {
+                source: Coarse::Kernel(origin),
+            };
+        }
+        Self {
+            source: Coarse::Std(std::time::Instant::now()),
+        }
+    }
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for CoarseClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.now_nanos())
+    }
+
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        match &self.source {
+            // The kernel answered at creation, so it answers now; were it
+            // ever not to, the clock would read its origin, and a clock
+            // that goes back breaks nothing.
+            #[cfg(target_os = "linux")]
+            Coarse::Kernel(origin) => {
+                kernel_coarse_nanos().map_or(0, |t| t.saturating_sub(*origin))
+            }
+            Coarse::Std(origin) => duration_to_nanos(origin.elapsed()),
+        }
+    }
+}
+
+/// A precise clock: the CPU's invariant time-stamp counter through
+/// `quanta` (calibrated once per process), falling back to the OS
+/// monotonic clock where there is no usable counter. Nanosecond resolution,
+/// for a counter read in every operation. Measured from the clock's
 /// creation. (Under `cfg(loom)`, where quanta does not build, it is
 /// `std::time::Instant`.)
 #[derive(Debug, Clone)]

@@ -86,6 +86,12 @@ impl<K, V> Node<K, V> {
         }
     }
 
+    /// Whether the entry has a deadline at all.
+    #[inline]
+    pub(crate) fn expires(&self) -> bool {
+        self.deadline != crate::shard::NEVER
+    }
+
     /// Whether the entry has expired at `now` (clock nanoseconds).
     #[inline]
     pub(crate) fn expired(&self, now: u64) -> bool {

@@ -56,7 +56,7 @@ mod wheel;
 
 pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, MAX_SHARDS};
 pub use cache::Cache;
-pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::BuildError;
 pub use listener::RemovalCause;
 pub use stats::CacheStats;

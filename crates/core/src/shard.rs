@@ -200,14 +200,15 @@ where
     }
 
     /// Lock-free lookup: atomic loads, one stamp from the access sequence,
-    /// one slot of the read buffer, and the value's refcount. `now` of
-    /// `None` skips the expiry check (`Expiry::OnFlush`).
+    /// one slot of the read buffer, and the value's refcount. `now` is
+    /// called only for an entry with a deadline; its `None` skips the
+    /// expiry check (`Expiry::OnFlush`).
     #[inline]
     pub(crate) fn get<Q>(
         &self,
         hash: u64,
         key: &Q,
-        now: Option<u64>,
+        now: impl FnOnce() -> Option<u64>,
         guard: &Guard,
     ) -> Option<Arc<V>>
     where
@@ -215,7 +216,7 @@ where
         Q: Eq + ?Sized,
     {
         match self.table(guard).find(hash, key, &self.nodes, guard) {
-            Some(node) if !now.is_some_and(|now| node.expired(now)) => {
+            Some(node) if !node.expires() || !now().is_some_and(|now| node.expired(now)) => {
                 let stamp = self.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
                 // Truncating the stamp is intended: `widen` restores it.
                 node.stamp.store(stamp as u32, Ordering::Relaxed);

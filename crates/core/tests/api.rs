@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tlscache_core::{Arc, BuildError, Cache, Expiry, ManualClock, RemovalCause};
+use tlscache_core::{
+    Arc, BuildError, Cache, Clock, CoarseClock, Expiry, ManualClock, MonotonicClock, RemovalCause,
+};
 
 type Log = std::sync::Arc<Mutex<Vec<(u32, u32, RemovalCause)>>>;
 
@@ -243,6 +245,33 @@ fn a_clock_going_backwards_breaks_nothing() {
     c.flush_expired();
     assert!(c.get(&1).is_none());
     assert!(c.is_empty());
+}
+
+#[test]
+fn the_real_clocks_follow_time() {
+    // The coarse clock moves once a kernel tick (at most 10 ms), so 50 ms
+    // of sleep shows as at least 30.
+    let clocks: [&dyn Clock; 2] = [&CoarseClock::new(), &MonotonicClock::new()];
+    for clock in clocks {
+        let before = clock.now_nanos();
+        std::thread::sleep(Duration::from_millis(50));
+        let after = clock.now_nanos();
+        assert!(after >= before + 30_000_000, "{before} then {after}");
+    }
+}
+
+#[test]
+fn entries_expire_on_the_default_clock() {
+    let c: Cache<u32, u32> = Cache::new(10).unwrap();
+    c.insert_with_ttl(1, Arc::new(1), Duration::from_millis(20));
+    c.insert_with_ttl(2, Arc::new(2), Duration::from_secs(3600));
+    assert!(c.get(&1).is_some(), "alive before its deadline");
+    std::thread::sleep(Duration::from_millis(80));
+    assert!(
+        c.get(&1).is_none(),
+        "a miss once the clock passes its deadline"
+    );
+    assert!(c.get(&2).is_some());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tlscache_core::{Clock, CoarseClock};
 use tlscache_policy::{CacheMode, Handshake, SessionCache, Side};
 
 /// A session id, as a TLS server hands them out: 32 bytes.
@@ -77,24 +78,24 @@ impl EngineKind {
             )),
             EngineKind::QuickCache => Box::new(QuickCache {
                 cache: quick_cache::sync::Cache::new(capacity),
-                clock: quanta::Clock::new(),
+                clock: CoarseClock::new(),
             }),
             EngineKind::Moka => Box::new(Moka {
                 cache: moka::sync::Cache::builder()
                     .max_capacity(capacity as u64)
                     .time_to_live(timeout)
                     .build(),
-                clock: quanta::Clock::new(),
+                clock: CoarseClock::new(),
             }),
             EngineKind::MutexLru => Box::new(MutexLru {
                 cache: Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(capacity).ok_or("capacity must be at least 1")?,
                 )),
-                clock: quanta::Clock::new(),
+                clock: CoarseClock::new(),
             }),
             EngineKind::Rustls => Box::new(Rustls {
                 cache: rustls::server::ServerSessionMemoryCache::new(capacity),
-                origin: std::time::Instant::now(),
+                clock: CoarseClock::new(),
             }),
         })
     }
@@ -152,25 +153,27 @@ impl Engine for Policy {
 }
 
 /// A value with its own expiry, for engines without per-entry expiry: an
-/// expired session must not resume in any engine.
+/// expired session must not resume in any engine. Every adapter reads the
+/// clock tlscache-core reads by default, so no engine pays more for time.
 #[derive(Clone)]
 struct Expiring {
     state: State,
-    /// `None`: beyond what the clock can represent, so never.
-    deadline: Option<quanta::Instant>,
+    /// Clock nanoseconds; `u64::MAX` is never.
+    deadline: u64,
 }
 
-fn deadline(clock: &quanta::Clock, timeout: Duration) -> Option<quanta::Instant> {
-    clock.now().checked_add(timeout)
+fn deadline(clock: &CoarseClock, timeout: Duration) -> u64 {
+    let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+    clock.now_nanos().saturating_add(timeout)
 }
 
-fn alive(clock: &quanta::Clock, deadline: Option<quanta::Instant>) -> bool {
-    deadline.is_none_or(|d| clock.now() < d)
+fn alive(clock: &CoarseClock, deadline: u64) -> bool {
+    clock.now_nanos() < deadline
 }
 
 struct QuickCache {
     cache: quick_cache::sync::Cache<SessionId, Expiring>,
-    clock: quanta::Clock,
+    clock: CoarseClock,
 }
 
 impl QuickCache {
@@ -201,7 +204,7 @@ impl Engine for QuickCache {
 
 struct Moka {
     cache: moka::sync::Cache<SessionId, Expiring>,
-    clock: quanta::Clock,
+    clock: CoarseClock,
 }
 
 impl Engine for Moka {
@@ -233,7 +236,7 @@ impl Engine for Moka {
 
 struct MutexLru {
     cache: Mutex<lru::LruCache<SessionId, Expiring>>,
-    clock: quanta::Clock,
+    clock: CoarseClock,
 }
 
 impl MutexLru {
@@ -275,15 +278,10 @@ impl Engine for MutexLru {
 /// with its deadline and checks it, as the other expiry-less peers do.
 struct Rustls {
     cache: std::sync::Arc<rustls::server::ServerSessionMemoryCache>,
-    origin: std::time::Instant,
+    clock: CoarseClock,
 }
 
 impl Rustls {
-    /// Nanoseconds since the adapter was made.
-    fn now(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
     fn live(&self, value: Option<Vec<u8>>) -> bool {
         let Some(value) = value else {
             return false;
@@ -292,7 +290,7 @@ impl Rustls {
             .get(..8)
             .and_then(|b| b.try_into().ok())
             .map_or(0, u64::from_le_bytes);
-        self.now() < deadline
+        alive(&self.clock, deadline)
     }
 }
 
@@ -310,8 +308,7 @@ impl Engine for Rustls {
     }
     fn store(&self, id: SessionId, state: &State, timeout: Duration) {
         use rustls::server::StoresServerSessions;
-        let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        let deadline = self.now().saturating_add(timeout);
+        let deadline = deadline(&self.clock, timeout);
         let mut value = Vec::with_capacity(8 + state.len());
         value.extend_from_slice(&deadline.to_le_bytes());
         value.extend_from_slice(state);
