@@ -23,6 +23,7 @@ use std::alloc::{self, Layout};
 use std::ptr;
 
 use crate::index::Node;
+use crate::lru::ListStamps;
 use crate::sync::epoch::Guard;
 use crate::sync::{Arc, AtomicPtr, AtomicU32, Ordering};
 
@@ -117,20 +118,19 @@ impl<K, V> Nodes<K, V> {
         unsafe { &*self.at(slot) }
     }
 
-    /// Drops the contents of the retired node at `node` and stacks its
-    /// slot for reuse.
+    /// Drops the contents of the retired node at `node`, in `slot`, and
+    /// stacks the slot for reuse.
     ///
     /// # Safety
     ///
-    /// `node` is an initialised node of this arena that no thread can reach
-    /// any more, passed here once.
-    unsafe fn reclaim(&self, node: *mut Node<K, V>) {
+    /// `node` is the initialised node in `slot` of this arena, which no
+    /// thread can reach any more, passed here once.
+    unsafe fn reclaim(&self, node: *mut Node<K, V>, slot: u32) {
         // SAFETY: per the contract, this call owns the node's contents.
-        let slot = unsafe {
+        unsafe {
             ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
             ptr::drop_in_place(ptr::addr_of_mut!((*node).value));
-            (*node).slot
-        };
+        }
         // SAFETY: the node's memory stays allocated while `self` lives.
         let link = unsafe { &(*node).stamp };
         let mut head = self.reclaimed.load(Ordering::Relaxed);
@@ -287,22 +287,25 @@ impl<K, V> Arena<K, V> {
         }
     }
 
-    /// Retires `node`, already unreachable for new readers: its contents
-    /// are dropped and its slot freed once no pinned reader can hold it.
-    pub(crate) fn retire(&self, node: &Node<K, V>, guard: &Guard)
+    /// Retires `node`, the node in `slot`, already unreachable for new
+    /// readers: its contents are dropped and its slot freed once no pinned
+    /// reader can hold it.
+    pub(crate) fn retire(&self, node: &Node<K, V>, slot: u32, guard: &Guard)
     where
         K: Send + Sync + 'static,
         V: Send + Sync + 'static,
     {
         let nodes = Arc::clone(&self.nodes);
-        let node = Retired(ptr::from_ref(node).cast_mut());
+        // Three words with the `Arc`: crossbeam-epoch keeps the deferred
+        // call inline, without an allocation.
+        let node = Retired(ptr::from_ref(node).cast_mut(), slot);
         // SAFETY (of the reclamation): the node is out of the index and the
         // shard's lists, so after every thread pinned now has unpinned
         // nobody can reach it; it is retired exactly once.
         guard.defer(move || {
             let node = node;
             // SAFETY: see above.
-            unsafe { nodes.reclaim(node.0) }
+            unsafe { nodes.reclaim(node.0, node.1) }
         });
     }
 
@@ -318,9 +321,26 @@ impl<K, V> Arena<K, V> {
     }
 }
 
-/// A retired node's address, sent to whichever thread runs the deferred
-/// reclamation.
-struct Retired<K, V>(*mut Node<K, V>);
+/// The LRU list's stamps live in the nodes (`Node::placed`).
+impl<K, V> ListStamps for Arena<K, V> {
+    fn stamp_of(&self, slot: u32) -> u64 {
+        // SAFETY: the list names only live slots (placed, not retired; see
+        // `Lru`), and only the shard lock's holder, who holds this arena,
+        // calls this.
+        unsafe { self.get(slot) }.placed.load(Ordering::Relaxed)
+    }
+
+    fn set_stamp(&self, slot: u32, stamp: u64) {
+        // SAFETY: as in `get`: a slot being placed holds its new node.
+        unsafe { self.get(slot) }
+            .placed
+            .store(stamp, Ordering::Relaxed);
+    }
+}
+
+/// A retired node's address and slot, sent to whichever thread runs the
+/// deferred reclamation.
+struct Retired<K, V>(*mut Node<K, V>, u32);
 
 // SAFETY: the node is owned by the reclamation alone once it runs; its
 // `K` and `V` are `Send`.
@@ -351,7 +371,7 @@ mod tests {
         for want in 0..100 {
             let (slot, new) = arena.alloc();
             assert_eq!((slot, new), (want, true));
-            let node = Node::new(u64::from(slot), Arc::new(0), 0, 0, slot, 0);
+            let node = Node::new(u64::from(slot), Arc::new(0), 0, 0, 0);
             assert_eq!(arena.place(slot, node).key, u64::from(slot));
         }
         assert_eq!((arena.segments, arena.room), (4, 128));

@@ -43,46 +43,42 @@ use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 /// (see `arena`), so a node's address is fixed from the insert that places
 /// it until the epoch after its removal.
 ///
-/// `repr(C)` in the order a lookup touches fields: a hit reads `key`, then
-/// `deadline` and `value`, and writes `stamp`. With a 32-byte key the node
-/// is 64 bytes, one cache line in the arena.
+/// `repr(C)` in the order a lookup touches fields: a hit writes `stamp`,
+/// reads `key`, then `deadline` and `value`. With a 32-byte key the node
+/// is 64 bytes, one cache line in the arena. Its slot is not stored: the
+/// index entry that leads to a node names it, and so do the LRU list and
+/// the wheel.
 #[repr(C)]
 pub(crate) struct Node<K, V> {
-    /// The node's arena slot (its LRU and wheel link too); fixed for the
-    /// node's life.
-    pub(crate) slot: u32,
     /// The low half of the newest access stamp (see `lru`; `widen` restores
     /// the rest); written by readers, `Relaxed`: it only orders evictions
     /// and a stale read makes one less exact. In a reclaimed slot it links
     /// the arena's stack of free slots instead.
     pub(crate) stamp: AtomicU32,
-    pub(crate) key: K,
-    pub(crate) value: Arc<V>,
-    /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
-    pub(crate) deadline: u64,
     /// The low half of the key's hash: its tag and group in the index.
     /// Only writers need it (to find the node's entry); readers compare the
     /// tag in the entry itself.
     pub(crate) hash: u32,
+    pub(crate) key: K,
+    pub(crate) value: Arc<V>,
+    /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
+    pub(crate) deadline: u64,
+    /// The stamp the LRU list placed the node by (its *list stamp*, see
+    /// `lru`). Only the shard lock's holder reads or writes it.
+    pub(crate) placed: AtomicU64,
 }
 
 impl<K, V> Node<K, V> {
-    pub(crate) fn new(
-        key: K,
-        value: Arc<V>,
-        deadline: u64,
-        stamp: u64,
-        slot: u32,
-        hash: u32,
-    ) -> Self {
+    /// A node first placed by `stamp`.
+    pub(crate) fn new(key: K, value: Arc<V>, deadline: u64, stamp: u64, hash: u32) -> Self {
         Self {
-            slot,
             // Truncation intended: see the field.
             stamp: AtomicU32::new(stamp as u32),
+            hash,
             key,
             value,
             deadline,
-            hash,
+            placed: AtomicU64::new(stamp),
         }
     }
 
@@ -204,7 +200,7 @@ impl Table {
         key: &Q,
         nodes: &'g Nodes<K, V>,
         _guard: &'g Guard,
-    ) -> Option<&'g Node<K, V>>
+    ) -> Option<(u32, &'g Node<K, V>)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -227,7 +223,7 @@ impl Table {
                         // at all) only after the guard unpins.
                         let node = unsafe { nodes.get(slot) };
                         if node.key.borrow() == key {
-                            return Some(node);
+                            return Some((slot, node));
                         }
                     }
                 }
@@ -369,6 +365,11 @@ mod tests {
     /// A tag whose home is group `g` of a table of `n` groups.
     fn tag_in(g: usize, n: usize, salt: u32) -> u32 {
         ((g as u64 * (1u64 << 32)).div_ceil(n as u64)) as u32 + salt
+    }
+
+    #[test]
+    fn a_node_with_a_session_id_key_fills_one_line() {
+        assert_eq!(std::mem::size_of::<Node<[u8; 32], Vec<u8>>>(), 64);
     }
 
     #[test]

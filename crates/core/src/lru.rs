@@ -13,6 +13,9 @@
 //! Placing walks from the head past entries with a newer list stamp. A fresh
 //! access is the newest, so that walk is usually empty; only an access the
 //! buffer lost and that many later accesses overtook walks further.
+//!
+//! The list keeps only the links; list stamps live with the entries (in the
+//! nodes, see [`ListStamps`]), where the 64-byte node has room for them.
 
 const HEAD: u32 = 0;
 /// `prev` of a slot that is not in the list.
@@ -22,7 +25,14 @@ const UNLINKED: u32 = u32::MAX;
 struct Link {
     prev: u32,
     next: u32,
-    stamp: u64,
+}
+
+/// Where the list stamps of the slots in a list are kept.
+pub(crate) trait ListStamps {
+    /// The list stamp of `slot`, which is in the list (or being placed).
+    fn stamp_of(&self, slot: u32) -> u64;
+    /// Sets the list stamp of `slot`, which is being placed.
+    fn set_stamp(&self, slot: u32, stamp: u64);
 }
 
 /// A circular doubly-linked list through arena slots, newest first.
@@ -38,7 +48,6 @@ impl Lru {
             links: vec![Link {
                 prev: HEAD,
                 next: HEAD,
-                stamp: 0,
             }],
         }
     }
@@ -51,7 +60,6 @@ impl Lru {
                 Link {
                     prev: UNLINKED,
                     next: UNLINKED,
-                    stamp: 0,
                 },
             );
         }
@@ -63,20 +71,18 @@ impl Lru {
             .reserve_exact((slots + 1).saturating_sub(self.links.len()));
     }
 
-    /// Inserts `slot`, placed by `stamp` (newest nearest the head).
-    pub(crate) fn insert(&mut self, slot: u32, stamp: u64) {
+    /// Inserts `slot`, placed by `stamp` (newest nearest the head), and
+    /// records `stamp` as its list stamp.
+    pub(crate) fn insert(&mut self, slot: u32, stamp: u64, stamps: &impl ListStamps) {
         let link = slot + 1;
         let mut after = HEAD;
         let mut next = self.links[HEAD as usize].next;
-        while next != HEAD && self.links[next as usize].stamp > stamp {
+        while next != HEAD && stamps.stamp_of(next - 1) > stamp {
             after = next;
             next = self.links[next as usize].next;
         }
-        self.links[link as usize] = Link {
-            prev: after,
-            next,
-            stamp,
-        };
+        stamps.set_stamp(slot, stamp);
+        self.links[link as usize] = Link { prev: after, next };
         self.links[after as usize].next = link;
         self.links[next as usize].prev = link;
     }
@@ -98,17 +104,17 @@ impl Lru {
 
     /// Re-places `slot` (in the list) by `stamp` if that is newer than
     /// where it stands.
-    pub(crate) fn touch(&mut self, slot: u32, stamp: u64) {
-        if stamp > self.links[(slot + 1) as usize].stamp {
+    pub(crate) fn touch(&mut self, slot: u32, stamp: u64, stamps: &impl ListStamps) {
+        if stamp > stamps.stamp_of(slot) {
             self.remove(slot);
-            self.insert(slot, stamp);
+            self.insert(slot, stamp, stamps);
         }
     }
 
-    /// The least recently placed slot and the stamp it was placed with.
-    pub(crate) fn tail(&self) -> Option<(u32, u64)> {
+    /// The least recently placed slot.
+    pub(crate) fn tail(&self) -> Option<u32> {
         let tail = self.links[HEAD as usize].prev;
-        (tail != HEAD).then(|| (tail - 1, self.links[tail as usize].stamp))
+        (tail != HEAD).then(|| tail - 1)
     }
 
     #[cfg(test)]
@@ -125,21 +131,44 @@ impl Lru {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+
+    /// List stamps in a plain array, as the nodes would keep them.
+    struct Stamps([Cell<u64>; 8]);
+
+    impl Stamps {
+        fn new() -> Self {
+            Self(std::array::from_fn(|_| Cell::new(0)))
+        }
+    }
+
+    impl ListStamps for Stamps {
+        fn stamp_of(&self, slot: u32) -> u64 {
+            self.0[slot as usize].get()
+        }
+        fn set_stamp(&self, slot: u32, stamp: u64) {
+            self.0[slot as usize].set(stamp);
+        }
+    }
 
     #[test]
     fn newest_first_and_touch_moves_up() {
         let mut l = Lru::new();
+        let st = Stamps::new();
         l.grow(4);
         for (slot, stamp) in [(0, 1), (1, 2), (2, 3), (3, 4)] {
-            l.insert(slot, stamp);
+            l.insert(slot, stamp, &st);
         }
         assert_eq!(l.order(), vec![3, 2, 1, 0]);
-        l.touch(1, 5);
+        l.touch(1, 5, &st);
         assert_eq!(l.order(), vec![1, 3, 2, 0]);
-        assert_eq!(l.tail(), Some((0, 1)));
+        assert_eq!(l.tail(), Some(0));
+        assert_eq!(st.stamp_of(0), 1);
         l.remove(0);
-        assert_eq!(l.tail(), Some((2, 3)));
+        assert_eq!(l.tail(), Some(2));
+        assert_eq!(st.stamp_of(2), 3);
         assert!(!l.contains(0));
         assert!(l.contains(1));
     }
@@ -147,25 +176,27 @@ mod tests {
     #[test]
     fn late_reports_land_in_stamp_order() {
         let mut l = Lru::new();
+        let st = Stamps::new();
         l.grow(4);
         for (slot, stamp) in [(0, 1), (1, 2), (2, 3), (3, 4)] {
-            l.insert(slot, stamp);
+            l.insert(slot, stamp, &st);
         }
         // Accessed as 0 (stamp 6), then 1 (stamp 5) reported out of order.
-        l.touch(0, 6);
-        l.touch(1, 5);
+        l.touch(0, 6, &st);
+        l.touch(1, 5, &st);
         assert_eq!(l.order(), vec![0, 1, 3, 2]);
         // A stale report never moves an entry down.
-        l.touch(0, 2);
+        l.touch(0, 2, &st);
         assert_eq!(l.order(), vec![0, 1, 3, 2]);
     }
 
     #[test]
     fn empty_list_has_no_tail() {
         let mut l = Lru::new();
+        let st = Stamps::new();
         assert_eq!(l.tail(), None);
         l.grow(1);
-        l.insert(0, 9);
+        l.insert(0, 9, &st);
         l.remove(0);
         assert_eq!(l.tail(), None);
     }

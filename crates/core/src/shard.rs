@@ -92,6 +92,29 @@ fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
 }
 
+/// A live node and its arena slot (the node does not store it), as a
+/// writer finds it: through the index, the LRU list or the wheel.
+struct Found<'g, K, V> {
+    slot: u32,
+    node: &'g Node<K, V>,
+}
+
+impl<K, V> Clone for Found<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for Found<'_, K, V> {}
+
+impl<K, V> std::ops::Deref for Found<'_, K, V> {
+    type Target = Node<K, V>;
+
+    fn deref(&self) -> &Node<K, V> {
+        self.node
+    }
+}
+
 /// Removed entries whose listener calls wait for the lock to be released.
 /// The pointers stay valid while the guard that retired them is pinned.
 type Pending<K, V> = SmallVec<[(*const Node<K, V>, RemovalCause); 4]>;
@@ -216,11 +239,13 @@ where
         Q: Eq + ?Sized,
     {
         match self.table(guard).find(hash, key, &self.nodes, guard) {
-            Some(node) if !node.expires() || !now().is_some_and(|now| node.expired(now)) => {
+            Some((slot, node))
+                if !node.expires() || !now().is_some_and(|now| node.expired(now)) =>
+            {
                 let stamp = self.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
                 // Truncating the stamp is intended: `widen` restores it.
                 node.stamp.store(stamp as u32, Ordering::Relaxed);
-                let entry = (stamp << 32) | u64::from(node.slot + 1);
+                let entry = (stamp << 32) | u64::from(slot + 1);
                 self.reads[stamp as usize & (READ_BUFFER - 1)].store(entry, Ordering::Relaxed);
                 Some(Arc::clone(&node.value))
             }
@@ -260,7 +285,7 @@ where
         let mut w = self.begin(config, guard);
         w.maintain(now);
         let existing = w.live(hash, &key, now);
-        if !decide(existing.map(|n| &n.value)) {
+        if !decide(existing.map(|n| &n.node.value)) {
             w.finish(config);
             return Err(value);
         }
@@ -375,23 +400,25 @@ where
 {
     /// The node in slot `slot`, which the LRU, the wheel or the index has
     /// just named (so it is live).
-    fn node(&self, slot: u32) -> &'g Node<K, V> {
+    fn node(&self, slot: u32) -> Found<'g, K, V> {
         // SAFETY: slots in the LRU list, the wheel and the index are live;
         // a node leaves them (under this lock) before it is retired, and a
         // retired node's memory is not reused before `self.guard`, pinned
         // for the whole write, unpins.
-        unsafe { self.st.arena.get(slot) }
+        let node = unsafe { self.st.arena.get(slot) };
+        Found { slot, node }
     }
 
     /// The node for `key`, removing it first (as expired) if it is. With
     /// `now` of `None` an expired node still counts (`Expiry::OnFlush`).
-    fn live<Q>(&mut self, hash: u64, key: &Q, now: Option<u64>) -> Option<&'g Node<K, V>>
+    fn live<Q>(&mut self, hash: u64, key: &Q, now: Option<u64>) -> Option<Found<'g, K, V>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let shard: &'s Shard<K, V> = self.shard;
-        let node = self.table.find(hash, key, &shard.nodes, self.guard)?;
+        let (slot, node) = self.table.find(hash, key, &shard.nodes, self.guard)?;
+        let node = Found { slot, node };
         if now.is_some_and(|now| node.expired(now)) {
             self.remove(node, RemovalCause::Expired);
             return None;
@@ -422,8 +449,9 @@ where
             // No node is read: a slot freed since is skipped, and a slot
             // reused since holds a node inserted after this stamp was
             // taken, which `touch` (newer stamps only) leaves in place.
-            if self.st.lru.contains(slot) {
-                self.st.lru.touch(slot, stamp);
+            let st = &mut *self.st;
+            if st.lru.contains(slot) {
+                st.lru.touch(slot, stamp, &st.arena);
             }
         }
         self.st.drained = seq;
@@ -455,7 +483,7 @@ where
         value: Arc<V>,
         deadline: u64,
         weight: u64,
-        replacing: Option<&'g Node<K, V>>,
+        replacing: Option<Found<'g, K, V>>,
     ) {
         // Truncation intended: the index uses the hash's low half.
         let hash = hash as u32;
@@ -463,7 +491,7 @@ where
         let stamp = self.shard.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
         self.st
             .arena
-            .place(slot, Node::new(key, value, deadline, stamp, slot, hash));
+            .place(slot, Node::new(key, value, deadline, stamp, hash));
         let replaced = replacing.is_some_and(|old| self.table.replace(hash, old.slot, slot));
         if !replaced {
             debug_assert!(replacing.is_none(), "replacing a node not in the index");
@@ -473,7 +501,7 @@ where
             }
         }
         let st = &mut *self.st;
-        st.lru.insert(slot, stamp);
+        st.lru.insert(slot, stamp, &st.arena);
         if deadline != NEVER {
             st.wheel.schedule(slot, deadline);
         }
@@ -513,7 +541,7 @@ where
     }
 
     /// Takes `node` out of the cache for `cause`.
-    fn remove(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
+    fn remove(&mut self, node: Found<'g, K, V>, cause: RemovalCause) {
         if node.deadline != NEVER {
             self.st.wheel.cancel(node.slot);
         }
@@ -522,7 +550,7 @@ where
 
     /// Unlinks `node` from the index and LRU and retires it. The wheel
     /// link is the caller's (`advance` has already dropped it).
-    fn unlink(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
+    fn unlink(&mut self, node: Found<'g, K, V>, cause: RemovalCause) {
         if self.table.remove(node.hash, node.slot) {
             self.st.tombs += 1;
         }
@@ -531,7 +559,7 @@ where
 
     /// Takes `node`, already out of the index, out of the LRU and retires
     /// it.
-    fn retire(&mut self, node: &'g Node<K, V>, cause: RemovalCause) {
+    fn retire(&mut self, node: Found<'g, K, V>, cause: RemovalCause) {
         let st = &mut *self.st;
         st.retired = st.retired.saturating_add(1);
         st.lru.remove(node.slot);
@@ -546,26 +574,28 @@ where
             _ => {}
         }
         if self.listening {
-            self.pending.push((node, cause));
+            self.pending.push((node.node, cause));
         }
         // `node` was just unlinked from the index and the LRU under the
         // shard lock, so no new reader can reach it; readers that hold it
         // are pinned, and the collector waits for them.
-        st.arena.retire(node, self.guard);
+        st.arena.retire(node.node, node.slot, self.guard);
     }
 
     /// Evicts least recently used entries until the shard is within bounds.
     fn evict(&mut self) {
         while self.st.len > self.st.capacity || self.st.weight > self.st.max_weight {
-            let Some((slot, placed)) = self.st.lru.tail() else {
+            let Some(slot) = self.st.lru.tail() else {
                 break;
             };
             let node = self.node(slot);
+            let placed = node.placed.load(Ordering::Relaxed);
             let seq = self.shard.hot.seq.load(Ordering::Relaxed);
             let stamp = widen(node.stamp.load(Ordering::Relaxed), seq);
             if stamp > placed {
                 // Used since it was placed, and the read buffer lost it.
-                self.st.lru.touch(slot, stamp);
+                let st = &mut *self.st;
+                st.lru.touch(slot, stamp, &st.arena);
                 continue;
             }
             self.remove(node, RemovalCause::Evicted);
