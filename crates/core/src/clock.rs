@@ -29,11 +29,11 @@ pub trait Clock: Send + Sync + 'static {
 ///
 /// Its resolution is the kernel's tick (1 to 10 ms; `clock_getres` says),
 /// so the cache sees an entry's lifetime to within a tick: OpenSSL itself
-/// keeps session times in seconds. The price is in every lookup of an
-/// entry with a deadline and every write, so it is worth the tick: in the
-/// suite's single-threaded get bench (`baseline`), a get on a
-/// [`MonotonicClock`] has cost several times the clock read of this one.
-/// A cache that needs nanoseconds takes a [`MonotonicClock`].
+/// keeps session times in seconds. A clock read is in every lookup of an
+/// entry with a deadline and every write, and the time-stamp counter that
+/// [`MonotonicClock`] reads is the dearer read: the suite's single-threaded
+/// get bench (`baseline`) runs the cache on both. A cache that needs
+/// nanoseconds takes a [`MonotonicClock`].
 #[derive(Debug, Clone)]
 pub struct CoarseClock {
     source: Coarse,
