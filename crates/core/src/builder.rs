@@ -43,8 +43,9 @@ pub enum Expiry {
 ///
 /// Every setting has a default: 20 480 entries (OpenSSL's default session
 /// cache size), shards from the machine's parallelism, no time-to-live, a
-/// monotonic clock and a randomly seeded ahash hasher (keys are chosen by
-/// remote clients, so a fixed seed would invite collision floods).
+/// [`CoarseClock`] (monotonic, moving once a kernel tick) and a randomly
+/// seeded ahash hasher (keys are chosen by remote clients, so a fixed seed
+/// would invite collision floods).
 pub struct CacheBuilder<K, V, S = RandomState> {
     pub(crate) capacity: Option<usize>,
     pub(crate) shards: Option<usize>,

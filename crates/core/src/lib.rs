@@ -1,9 +1,11 @@
 //! tlscache-core: a sharded cache engine for TLS session caches.
 //!
 //! A [`Cache`] is a power-of-two array of shards. A key's randomly seeded
-//! ahash picks its shard and its group in the shard's index. Reads are lock-free: [`Cache::get`]
-//! pins a crossbeam-epoch guard, walks the shard's index with atomic loads,
-//! treats an expired entry as a miss, records the access for the LRU in a
+//! ahash picks its shard and its group in the shard's index. Reads are
+//! lock-free: [`Cache::get`] pins a crossbeam-epoch guard, walks the shard's
+//! index with atomic loads, treats an expired entry as a miss (by the
+//! cache's [`Clock`], by default a [`CoarseClock`] that moves once a kernel
+//! tick), records the access for the LRU in a
 //! lossy per-shard buffer, and returns an [`Arc`] handle that keeps the value
 //! alive after its entry leaves. Writes serialize per shard and keep the
 //! shard's LRU (exact when single-threaded; accesses recorded while the
