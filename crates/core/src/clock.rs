@@ -47,24 +47,36 @@ enum Coarse {
     Std(std::time::Instant),
 }
 
-/// `CLOCK_MONOTONIC_COARSE` in nanoseconds, or `None` if the kernel has no
-/// such clock.
+/// The kernel's coarse clock `id` (`CLOCK_MONOTONIC_COARSE` or
+/// `CLOCK_REALTIME_COARSE`), or `None` if the kernel has no such clock or
+/// it reads before its zero.
 #[cfg(target_os = "linux")]
 #[inline]
-fn kernel_coarse_nanos() -> Option<u64> {
+fn kernel_coarse(id: libc::clockid_t) -> Option<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a live, writable `timespec` for the whole call, and
     // `clock_gettime` writes nothing but it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
     if rc != 0 {
         return None;
     }
     let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u64::try_from(ts.tv_nsec).ok()?;
-    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+    Some(Duration::new(secs, nanos))
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds.
+#[cfg(target_os = "linux")]
+#[inline]
+fn kernel_coarse_nanos() -> Option<u64> {
+    kernel_coarse(libc::CLOCK_MONOTONIC_COARSE).map(|d| {
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
+    })
 }
 
 impl CoarseClock {
@@ -79,6 +91,21 @@ impl CoarseClock {
         Self {
             source: Coarse::Std(std::time::Instant::now()),
         }
+    }
+
+    /// The coarse wall clock: time since the Unix epoch as the kernel kept
+    /// it at its last tick (`CLOCK_REALTIME_COARSE` on Linux, else
+    /// `SystemTime`; zero before the epoch). For times kept in seconds, as
+    /// OpenSSL keeps a session's; unlike a [`Clock`], it can step back
+    /// when the system's time is set.
+    pub fn unix_time() -> Duration {
+        #[cfg(target_os = "linux")]
+        if let Some(now) = kernel_coarse(libc::CLOCK_REALTIME_COARSE) {
+            return now;
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
     }
 }
 

@@ -2,15 +2,15 @@
 //! epoch, so that a session made on one machine can be judged on another.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use tlscache_core::Clock;
+use tlscache_core::{Clock, CoarseClock};
 
 /// The system's wall clock, as time since the Unix epoch (zero before it).
 /// The default clock of a [`SessionCache`](crate::SessionCache); tests use
 /// a [`ManualClock`](tlscache_core::ManualClock) set to a Unix time.
 ///
-/// On Linux it reads `CLOCK_REALTIME_COARSE`: the time the kernel keeps
+/// It reads [`CoarseClock::unix_time`]: on Linux the time the kernel keeps
 /// once a tick (1 to 10 ms), read through the vDSO without the CPU's
 /// time-stamp counter. Sessions keep their times in seconds, as OpenSSL's
 /// do, so the tick costs nothing in precision and the counter read is
@@ -18,37 +18,9 @@ use tlscache_core::Clock;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
-/// `CLOCK_REALTIME_COARSE`, or `None` if the kernel has no such clock or
-/// the time is before the Unix epoch.
-#[cfg(target_os = "linux")]
-fn coarse_realtime() -> Option<Duration> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live, writable `timespec` for the whole call, and
-    // `clock_gettime` writes nothing but it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc != 0 {
-        return None;
-    }
-    let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u32::try_from(ts.tv_nsec).ok()?;
-    Some(Duration::new(secs, nanos))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn coarse_realtime() -> Option<Duration> {
-    None
-}
-
 impl Clock for SystemClock {
     fn now(&self) -> Duration {
-        coarse_realtime().unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-        })
+        CoarseClock::unix_time()
     }
 }
 
@@ -75,6 +47,8 @@ impl SharedClock {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
     use super::*;
 
     #[test]
