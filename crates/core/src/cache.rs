@@ -86,12 +86,14 @@ where
     ) -> Self {
         let now = clock.now_nanos();
         let max_weight = builder.max_weight.unwrap_or(u64::MAX);
+        let stripes = crate::access::stripes_for(shards);
         let shard_list = (0..shards)
             .map(|i| {
                 Shard::new(
                     builder.capacity.is_some(),
                     shard_capacity(builder.capacity, shards, i),
                     shard_weight(max_weight, shards, i),
+                    stripes,
                     now,
                 )
             })

@@ -43,16 +43,18 @@ use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 /// (see `arena`), so a node's address is fixed from the insert that places
 /// it until the epoch after its removal.
 ///
-/// `repr(C)` in the order a lookup touches fields: a hit writes `stamp`,
-/// reads `key`, then `deadline` and `value`. With a 32-byte key the node
+/// `repr(C)` in the order a lookup touches fields: it reads `key`, then
+/// `deadline` and `value` (and writes `stamp` when its thread's access
+/// buffer is full). With a 32-byte key the node
 /// is 64 bytes, one cache line in the arena. Its slot is not stored: the
 /// index entry that leads to a node names it, and so do the LRU list and
 /// the wheel.
 #[repr(C)]
 pub(crate) struct Node<K, V> {
-    /// The low half of the newest access stamp (see `lru`; `widen` restores
-    /// the rest); written by readers, `Relaxed`: it only orders evictions
-    /// and a stale read makes one less exact. In a reclaimed slot it links
+    /// The low half of the newest access stamp that did not fit its
+    /// thread's buffer (see `access` and `lru`; `widen` restores the rest);
+    /// written by readers, `Relaxed`: it only orders evictions and a stale
+    /// read makes one less exact. In a reclaimed slot it links
     /// the arena's stack of free slots instead.
     pub(crate) stamp: AtomicU32,
     /// The low half of the key's hash: its tag and group in the index.
@@ -96,13 +98,14 @@ impl<K, V> Node<K, V> {
 }
 
 /// The full access stamp whose low half is `low`, taken as the one within
-/// 2^31 of `seq` (the shard's sequence now). Stamps a reader took after
-/// `seq` was loaded are a little ahead of it; an entry not accessed for
-/// 2^31 of its shard's operations is the only one misread.
+/// 2^31 of `newest` (the newest stamp the shard's writers have seen).
+/// Stamps a reader took after that are a little ahead of it; an entry not
+/// accessed while its shard's stamps moved on by 2^31 is the only one
+/// misread.
 #[inline]
-pub(crate) fn widen(low: u32, seq: u64) -> u64 {
-    let ahead = low.wrapping_sub(seq as u32) as i32;
-    seq.saturating_add_signed(i64::from(ahead))
+pub(crate) fn widen(low: u32, newest: u64) -> u64 {
+    let ahead = low.wrapping_sub(newest as u32) as i32;
+    newest.saturating_add_signed(i64::from(ahead))
 }
 
 /// Entries per group: one cache line of `u64`s.

@@ -5,12 +5,15 @@
 //! lock-free: [`Cache::get`] pins a crossbeam-epoch guard, walks the shard's
 //! index with atomic loads, treats an expired entry as a miss (by the
 //! cache's [`Clock`], by default a [`CoarseClock`] that moves once a kernel
-//! tick), records the access for the LRU in a
-//! lossy per-shard buffer, and returns an [`Arc`] handle that keeps the value
-//! alive after its entry leaves. Writes serialize per shard and keep the
-//! shard's LRU (exact when single-threaded; accesses recorded while the
-//! buffer overflows are recovered at eviction) and its hierarchical expiry
-//! wheel (O(1) schedule and cancel, sweeps in O(expired)).
+//! tick), records the access for the LRU in a small buffer of the calling
+//! thread's own (a stripe of the shard; threads that share a stripe may
+//! overwrite each other's records, so recording is lossy under
+//! concurrency), and returns an [`Arc`] handle that keeps the value alive
+//! after its entry leaves. Writes serialize per shard and keep the shard's
+//! LRU (exact when single-threaded: a thread's accesses that do not fit its
+//! buffer go to their entries' stamps, which the evictor reads) and its
+//! hierarchical expiry wheel (O(1) schedule and cancel, sweeps in
+//! O(expired)).
 //!
 //! Unlinked entries are retired to crossbeam-epoch and freed once no reader
 //! can still hold them; a value itself lives as long as any handle does.
@@ -43,6 +46,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod access;
 mod arena;
 mod builder;
 mod cache;

@@ -1,14 +1,15 @@
 //! Per-shard LRU order over arena slots.
 //!
-//! Every access takes a stamp from the shard's access sequence and stores it
-//! in its entry without a lock. The list is kept sorted by the stamp each
-//! entry had when it was last placed (its *list stamp*); an entry whose own
-//! stamp is newer than its list stamp has been used since and is *stale*.
-//! Stale entries are moved up when the read buffer reports them, and any the
-//! lossy buffer missed are caught when they reach the tail: the evictor
-//! re-places a stale tail by its true stamp and looks again. A clean tail has
-//! the smallest stamp in the shard, so eviction is exact LRU whatever the
-//! buffer dropped.
+//! Every access takes a stamp (see `access`) and records it without a lock:
+//! in its thread's buffer, or, when that is full, in its entry's node. The
+//! list is kept sorted by the stamp each entry had when it was last placed
+//! (its *list stamp*); an entry whose node stamp is newer than its list
+//! stamp has been used since and is *stale*. Buffered accesses move their
+//! entries up when a writer drains them, and stale entries are caught when
+//! they reach the tail: the evictor re-places a stale tail by its node
+//! stamp and looks again. A clean tail has the smallest stamp in the shard,
+//! so eviction is exact LRU as long as no access was lost, which only
+//! threads sharing a buffer can cause.
 //!
 //! Placing walks from the head past entries with a newer list stamp. A fresh
 //! access is the newest, so that walk is usually empty; only an access the

@@ -6,6 +6,7 @@ use std::borrow::Borrow;
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
+use crate::access::Access;
 use crate::arena::{Arena, Nodes};
 use crate::index::{widen, Node, Table};
 use crate::listener::{Listener, RemovalCause};
@@ -13,11 +14,6 @@ use crate::lru::Lru;
 use crate::sync::epoch::{self, Atomic, Guard, Owned};
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::wheel::{now_tick, Wheel};
-
-/// Accesses remembered between two maintenance passes. A power of two; more
-/// than this many reads between two writes to one shard lose the oldest
-/// (the LRU stays exact, see `lru`, but the evictor does the sorting).
-const READ_BUFFER: usize = 64;
 
 /// Slots a shard can address: arena slots are `u32` (and stored plus one),
 /// and the wheel and LRU reserve a few hundred link indices for their list
@@ -55,16 +51,6 @@ pub(crate) struct Ctx<'a, K, V> {
     pub(crate) config: &'a Config<K, V>,
     pub(crate) guard: &'a Guard,
     pub(crate) now: Option<u64>,
-}
-
-/// Counters readers bump, on their own cache line.
-#[derive(Default)]
-struct Hot {
-    /// The access sequence: LRU stamps come from here. It moves once per
-    /// hit and once per insert, so hits are `seq - inserts` and need no
-    /// counter of their own.
-    seq: AtomicU64,
-    misses: AtomicU64,
 }
 
 /// Counters only lock holders write, on a second line.
@@ -134,8 +120,9 @@ struct State<K, V> {
     weight: u64,
     capacity: usize,
     max_weight: u64,
-    /// Access sequence up to which the read buffer has been drained.
-    drained: u64,
+    /// The newest access stamp the writers have seen (readers' stamps as
+    /// of the last drain, and inserts'); published in `Shard::clock`.
+    clock: u64,
     /// Nodes retired since a writer of this shard last collected.
     retired: u32,
 }
@@ -169,11 +156,12 @@ pub(crate) struct Shard<K, V> {
     table: Atomic<Table>,
     /// The arena's nodes, where readers find the slots the index names.
     nodes: Arc<Nodes<K, V>>,
-    hot: CachePadded<Hot>,
+    /// `State::clock` as of the last insert: readers stamp their accesses
+    /// after it (see `access`). On its own line, which only inserts write.
+    clock: CachePadded<AtomicU64>,
     cold: CachePadded<Cold>,
-    /// The lossy read buffer: entry `s % READ_BUFFER` records access stamp
-    /// `s` as `(s as u32) << 32 | (slot + 1)`; zero is empty.
-    reads: Box<[AtomicU64]>,
+    /// Readers' hit and miss counts and access records, by thread.
+    access: Access,
     state: Mutex<State<K, V>>,
 }
 
@@ -182,7 +170,13 @@ where
     K: Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    pub(crate) fn new(bounded: bool, capacity: usize, max_weight: u64, now: u64) -> Self {
+    pub(crate) fn new(
+        bounded: bool,
+        capacity: usize,
+        max_weight: u64,
+        stripes: usize,
+        now: u64,
+    ) -> Self {
         let groups = Table::groups_for(if bounded {
             capacity.saturating_add(1)
         } else {
@@ -192,9 +186,9 @@ where
         Self {
             table: Atomic::new(Table::new(groups)),
             nodes: arena.nodes(),
-            hot: CachePadded::new(Hot::default()),
+            clock: CachePadded::new(AtomicU64::new(0)),
             cold: CachePadded::new(Cold::default()),
-            reads: (0..READ_BUFFER).map(|_| AtomicU64::new(0)).collect(),
+            access: Access::new(stripes),
             state: Mutex::new(State {
                 arena,
                 reserved: 0,
@@ -206,7 +200,7 @@ where
                 weight: 0,
                 capacity,
                 max_weight,
-                drained: 0,
+                clock: 0,
                 retired: 0,
             }),
         }
@@ -222,10 +216,10 @@ where
         unsafe { table.deref() }
     }
 
-    /// Lock-free lookup: atomic loads, one stamp from the access sequence,
-    /// one slot of the read buffer, and the value's refcount. `now` is
-    /// called only for an entry with a deadline; its `None` skips the
-    /// expiry check (`Expiry::OnFlush`).
+    /// Lock-free lookup: atomic loads, an access record in the thread's
+    /// stripe (see `access`; in the node when the stripe's buffer is full),
+    /// and the value's refcount. `now` is called only for an entry with a
+    /// deadline; its `None` skips the expiry check (`Expiry::OnFlush`).
     #[inline]
     pub(crate) fn get<Q>(
         &self,
@@ -238,19 +232,20 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        match self.table(guard).find(hash, key, &self.nodes, guard) {
+        let found = self.table(guard).find(hash, key, &self.nodes, guard);
+        let stripe = self.access.stripe();
+        match found {
             Some((slot, node))
                 if !node.expires() || !now().is_some_and(|now| node.expired(now)) =>
             {
-                let stamp = self.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
-                // Truncating the stamp is intended: `widen` restores it.
-                node.stamp.store(stamp as u32, Ordering::Relaxed);
-                let entry = (stamp << 32) | u64::from(slot + 1);
-                self.reads[stamp as usize & (READ_BUFFER - 1)].store(entry, Ordering::Relaxed);
+                if let Some(stamp) = stripe.hit(self.clock.load(Ordering::Relaxed), slot) {
+                    // Truncating the stamp is intended: `widen` restores it.
+                    node.stamp.store(stamp as u32, Ordering::Relaxed);
+                }
                 Some(Arc::clone(&node.value))
             }
             _ => {
-                self.hot.misses.fetch_add(1, Ordering::Relaxed);
+                stripe.miss();
                 None
             }
         }
@@ -373,20 +368,20 @@ where
         let mut w = self.begin(config, guard);
         w.st.capacity = capacity;
         w.st.max_weight = max_weight;
+        // Buffered accesses first, so the evictor sees every recent use.
+        w.maintain(None);
         w.evict();
         w.finish(config);
     }
 
     pub(crate) fn stats(&self) -> ShardStats {
-        // Relaxed and unlocked: an insert in flight (its stamp taken, its
-        // count not yet) may show as a hit for a moment.
-        let inserts = self.cold.inserts.load(Ordering::Relaxed);
-        let seq = self.hot.seq.load(Ordering::Relaxed);
+        // Relaxed and unlocked: a snapshot of counters that move on.
+        let (hits, misses) = self.access.counts();
         ShardStats {
             len: self.cold.len.load(Ordering::Relaxed),
-            hits: seq.saturating_sub(inserts),
-            misses: self.hot.misses.load(Ordering::Relaxed),
-            inserts,
+            hits,
+            misses,
+            inserts: self.cold.inserts.load(Ordering::Relaxed),
             evictions: self.cold.evictions.load(Ordering::Relaxed),
             expirations: self.cold.expirations.load(Ordering::Relaxed),
         }
@@ -429,32 +424,18 @@ where
     /// Applies buffered reads to the LRU and sweeps what is due at `now`
     /// (nothing when `now` is `None`).
     fn maintain(&mut self, now: Option<u64>) {
-        let seq = self.shard.hot.seq.load(Ordering::Relaxed);
-        // Readers write stamp `s` to slot `s`; stamps run from one past
-        // `drained` to `seq`, and only the last `READ_BUFFER` survive.
-        let from = self.st.drained.max(seq.saturating_sub(READ_BUFFER as u64));
-        for s in from + 1..=seq {
-            let entry = self.shard.reads[s as usize & (READ_BUFFER - 1)].swap(0, Ordering::Relaxed);
-            // Slots are stored plus one, so zero is an empty entry.
-            let Some(slot) = (entry as u32).checked_sub(1) else {
-                continue;
-            };
-            // The entry holds its stamp's low half. The stamp is within
-            // 2^31 of `seq` either way: behind it, or ahead of it when a
-            // reader took its stamp after `seq` was loaded and its slot
-            // wrapped onto one being drained. The signed difference of low
-            // halves restores it.
-            let ahead = ((entry >> 32) as u32).wrapping_sub(seq as u32) as i32;
-            let stamp = seq.saturating_add_signed(i64::from(ahead));
+        let access = &self.shard.access;
+        let st = &mut *self.st;
+        let newest = access.newest(st.clock);
+        access.drain(newest, |slot, stamp| {
             // No node is read: a slot freed since is skipped, and a slot
             // reused since holds a node inserted after this stamp was
             // taken, which `touch` (newer stamps only) leaves in place.
-            let st = &mut *self.st;
             if st.lru.contains(slot) {
                 st.lru.touch(slot, stamp, &st.arena);
             }
-        }
-        self.st.drained = seq;
+        });
+        st.clock = newest;
 
         let Some(now) = now else {
             return;
@@ -488,7 +469,10 @@ where
         // Truncation intended: the index uses the hash's low half.
         let hash = hash as u32;
         let slot = self.alloc_slot();
-        let stamp = self.shard.hot.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // After every access drained so far (`maintain` ran first).
+        self.st.clock += 1;
+        let stamp = self.st.clock;
+        self.shard.clock.store(stamp, Ordering::Relaxed);
         self.st
             .arena
             .place(slot, Node::new(key, value, deadline, stamp, hash));
@@ -590,10 +574,10 @@ where
             };
             let node = self.node(slot);
             let placed = node.placed.load(Ordering::Relaxed);
-            let seq = self.shard.hot.seq.load(Ordering::Relaxed);
-            let stamp = widen(node.stamp.load(Ordering::Relaxed), seq);
+            let stamp = widen(node.stamp.load(Ordering::Relaxed), self.st.clock);
             if stamp > placed {
-                // Used since it was placed, and the read buffer lost it.
+                // Used since it was placed, recorded in the node (its
+                // thread's buffer was full).
                 let st = &mut *self.st;
                 st.lru.touch(slot, stamp, &st.arena);
                 continue;

@@ -22,6 +22,51 @@ pub(crate) use std::sync::{
 };
 
 pub(crate) use crossbeam_epoch as epoch;
+
+/// The calling thread's number: threads are numbered from zero in the order
+/// they first ask. Stripes of access records are picked by it (see
+/// `access`).
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn thread_index() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    INDEX.with(|index| {
+        let mut i = index.get();
+        if i == usize::MAX {
+            i = NEXT.fetch_add(1, Ordering::Relaxed);
+            index.set(i);
+        }
+        i
+    })
+}
+
+/// The calling thread's number, as above, on loom's threads: numbered
+/// afresh in every execution, so each explores the same stripes.
+#[cfg(loom)]
+pub(crate) fn thread_index() -> usize {
+    use std::cell::Cell;
+
+    loom::lazy_static! {
+        static ref NEXT: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+    }
+    loom::thread_local! {
+        static INDEX: Cell<usize> = Cell::new(usize::MAX);
+    }
+    INDEX.with(|index| {
+        let mut i = index.get();
+        if i == usize::MAX {
+            i = NEXT.fetch_add(1, Ordering::Relaxed);
+            index.set(i);
+        }
+        i
+    })
+}
 pub(crate) use std::sync::atomic::Ordering;
 
 /// Locks `mutex`, ignoring poisoning.

@@ -152,11 +152,10 @@ fn mixed_operations_on_eight_threads() {
 
 /// Readers hammering one shard while a writer replaces its keys. Two races
 /// this caught: a reader may take its access stamp after the writer read
-/// the access sequence and land in a slot the writer is draining (the drain
-/// must place that stamp ahead of the sequence, not wrap it around, which
-/// overflowed in debug builds); and a reader already past a chain's head
-/// must still find a key whose node is being replaced (every get here must
-/// hit).
+/// the newest stamps and write a buffer entry the writer is draining (the
+/// drain must not wrap that stamp around, which overflowed in debug
+/// builds); and a reader already past a chain's head must still find a key
+/// whose node is being replaced (every get here must hit).
 #[test]
 fn reads_racing_the_buffer_drain_keep_their_stamps() {
     let cache: Cache<u64, u64> = Cache::builder().capacity(64).shards(1).build().unwrap();
@@ -260,4 +259,34 @@ fn an_unbounded_index_grows_under_readers_and_loses_nothing() {
         created,
         "every value dropped exactly once"
     );
+}
+
+/// Hits and misses are counted in per-thread stripes, and more threads than
+/// stripes share them: every get still counts once, as what it returned.
+#[test]
+fn hit_and_miss_counts_are_exact_across_threads() {
+    let cache: Cache<u64, u64> = Cache::builder().capacity(1024).shards(2).build().unwrap();
+    for k in 0..512 {
+        cache.insert(k, Arc::new(k));
+    }
+    let found = AtomicU64::new(0);
+    let gets_per_thread = 50_000u64;
+    std::thread::scope(|scope| {
+        for t in 0..THREADS as u64 {
+            let (cache, found) = (&cache, &found);
+            scope.spawn(move || {
+                let mut hits = 0;
+                for i in 0..gets_per_thread {
+                    // Keys 0..1024: half present, half never inserted.
+                    hits += u64::from(cache.get(&((i * 7 + t) % 1024)).is_some());
+                }
+                found.fetch_add(hits, Ordering::Relaxed);
+            });
+        }
+    });
+    let s = cache.stats();
+    let gets = THREADS as u64 * gets_per_thread;
+    assert_eq!(s.hits, found.load(Ordering::Relaxed));
+    assert_eq!(s.hits + s.misses, gets);
+    assert!(s.hits > gets / 3 && s.misses > gets / 3, "{s:?}");
 }
