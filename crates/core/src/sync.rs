@@ -23,6 +23,17 @@ pub(crate) use std::sync::{
 
 pub(crate) use crossbeam_epoch as epoch;
 
+/// The number in `index`, which `next` gives it if it has none yet.
+#[inline]
+fn numbered(index: &std::cell::Cell<usize>, next: impl FnOnce() -> usize) -> usize {
+    let mut i = index.get();
+    if i == usize::MAX {
+        i = next();
+        index.set(i);
+    }
+    i
+}
+
 /// The calling thread's number: threads are numbered from zero in the order
 /// they first ask. Stripes of access records are picked by it (see
 /// `access`).
@@ -36,14 +47,7 @@ pub(crate) fn thread_index() -> usize {
     thread_local! {
         static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    INDEX.with(|index| {
-        let mut i = index.get();
-        if i == usize::MAX {
-            i = NEXT.fetch_add(1, Ordering::Relaxed);
-            index.set(i);
-        }
-        i
-    })
+    INDEX.with(|index| numbered(index, || NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// The calling thread's number, as above, on loom's threads: numbered
@@ -58,15 +62,9 @@ pub(crate) fn thread_index() -> usize {
     loom::thread_local! {
         static INDEX: Cell<usize> = Cell::new(usize::MAX);
     }
-    INDEX.with(|index| {
-        let mut i = index.get();
-        if i == usize::MAX {
-            i = NEXT.fetch_add(1, Ordering::Relaxed);
-            index.set(i);
-        }
-        i
-    })
+    INDEX.with(|index| numbered(index, || NEXT.fetch_add(1, Ordering::Relaxed)))
 }
+
 pub(crate) use std::sync::atomic::Ordering;
 
 /// Locks `mutex`, ignoring poisoning.
