@@ -2,12 +2,19 @@
 //! cache line with one another.
 //!
 //! Each shard has a few *stripes*, and a thread always records through the
-//! same one (threads are numbered in the order they first read a cache, and
-//! the number picks the stripe). A stripe holds the thread's hit and miss
-//! counts, the newest access stamp it took, and a small buffer of recent
-//! accesses. With one thread per stripe, a hit writes only lines its own
-//! core already holds; a writer reads them once per write, when it drains
-//! the buffers into the LRU list.
+//! same one, picked by its number (see `sync::thread_index`: the smallest
+//! number no live thread holds when it first reads). A shard has one
+//! *own* stripe per core, for the threads numbered below that, and as many
+//! *shared* stripes for every other thread. A stripe holds its threads' hit
+//! and miss counts, the newest access stamp they took, and a small buffer
+//! of recent accesses.
+//!
+//! A number names one live thread at a time, so an own stripe has one
+//! writer among readers: it counts with plain loads and stores, and a hit
+//! or a miss costs no atomic read-modify-write and writes only lines its
+//! own core already holds. A shared stripe counts with `fetch_add`, since
+//! its threads may meet in it. A writer reads the stripes once per write,
+//! when it drains the buffers into the LRU list.
 //!
 //! Access stamps order the LRU (see `lru`). A hit's stamp is one more than
 //! the larger of the shard's *clock* (which writers move past every stamp
@@ -32,17 +39,24 @@ use crate::sync::{thread_index, AtomicU64, Ordering};
 /// twenty entries fill three cache lines.
 const STRIPE_READS: usize = 20;
 
-/// Stripes a cache has at most over all its shards together, so a cache
-/// of many shards keeps to a few hundred kilobytes of stripes.
-const MAX_TOTAL_STRIPES: usize = 4096;
+/// Own stripes a cache has at most over all its shards together (it has as
+/// many shared ones), so a cache of many shards keeps to a megabyte of
+/// stripes.
+const MAX_TOTAL_STRIPES: usize = 2048;
 
-/// Stripes a shard has at most.
+/// Own stripes a shard has at most.
 const MAX_STRIPES: usize = 16;
 
-/// Stripes per shard for a cache of `shards` shards: one per core (as a
-/// power of two, at most `MAX_STRIPES`), fewer when the shards are so many
-/// that two threads rarely meet in one.
+/// Own stripes per shard for a cache of `shards` shards: one per core (as
+/// a power of two, at most `MAX_STRIPES`), fewer when the shards are so
+/// many that two threads rarely meet in one.
+///
+/// Under loom a shard has one own stripe, so that models of two or three
+/// threads explore both kinds of stripe.
 pub(crate) fn stripes_for(shards: usize) -> usize {
+    if cfg!(loom) {
+        return 1;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut stripes = cores.next_power_of_two().min(MAX_STRIPES);
     while stripes > 1 && stripes.saturating_mul(shards) > MAX_TOTAL_STRIPES {
@@ -51,11 +65,12 @@ pub(crate) fn stripes_for(shards: usize) -> usize {
     stripes
 }
 
-/// One thread's (or a few threads') access records in one shard.
+/// One thread's (or, shared, a few threads') access records in one shard.
 #[repr(C, align(64))]
 pub(crate) struct Stripe {
     /// Hits recorded here; hit `n` (counting from one) goes to buffer
-    /// entry `n % STRIPE_READS` when it fits.
+    /// entry `n % STRIPE_READS` when it fits. Like `last` and `misses`,
+    /// only the stripe's readers write it.
     hits: AtomicU64,
     /// The newest stamp taken here.
     last: AtomicU64,
@@ -79,12 +94,13 @@ impl Stripe {
         }
     }
 
-    /// Records a hit on the node in `slot`, with `clock` the shard's clock.
+    /// Records a hit on the node in `slot`, with `clock` the shard's clock;
+    /// `own` says whether this is the calling thread's own stripe.
     /// Returns the stamp when the buffer is full: the caller then stores
     /// it in the node.
     #[inline]
-    pub(crate) fn hit(&self, clock: u64, slot: u32) -> Option<u64> {
-        let n = self.hits.fetch_add(1, Ordering::Relaxed) + 1;
+    pub(crate) fn hit(&self, own: bool, clock: u64, slot: u32) -> Option<u64> {
+        let n = count(&self.hits, own);
         let stamp = clock.max(self.last.load(Ordering::Relaxed)) + 1;
         self.last.store(stamp, Ordering::Relaxed);
         // A hit that a drain counted before its entry was written (another
@@ -100,30 +116,55 @@ impl Stripe {
         }
     }
 
+    /// Records a miss; `own` as for `hit`.
     #[inline]
-    pub(crate) fn miss(&self) {
-        self.misses.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn miss(&self, own: bool) {
+        count(&self.misses, own);
     }
 }
 
-/// A shard's stripes.
+/// Adds one to a stripe's `counter` and returns the new count: with a
+/// plain load and store on the caller's `own` stripe, which no other
+/// thread writes, else with `fetch_add`.
+#[inline]
+fn count(counter: &AtomicU64, own: bool) -> u64 {
+    if own {
+        let n = counter.load(Ordering::Relaxed) + 1;
+        counter.store(n, Ordering::Relaxed);
+        n
+    } else {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// A shard's stripes: its own ones, then as many shared ones.
 pub(crate) struct Access {
     stripes: Box<[Stripe]>,
+    /// Own stripes: a power of two.
+    own: usize,
 }
 
 impl Access {
-    /// `stripes` stripes: a power of two.
-    pub(crate) fn new(stripes: usize) -> Self {
-        debug_assert!(stripes.is_power_of_two());
+    /// `own` own stripes (a power of two) and as many shared ones.
+    pub(crate) fn new(own: usize) -> Self {
+        debug_assert!(own.is_power_of_two());
         Self {
-            stripes: (0..stripes).map(|_| Stripe::new()).collect(),
+            stripes: (0..2 * own).map(|_| Stripe::new()).collect(),
+            own,
         }
     }
 
-    /// The calling thread's stripe.
+    /// The calling thread's stripe, and whether it is the thread's own.
     #[inline]
-    pub(crate) fn stripe(&self) -> &Stripe {
-        &self.stripes[thread_index() & (self.stripes.len() - 1)]
+    pub(crate) fn stripe(&self) -> (&Stripe, bool) {
+        let n = thread_index();
+        let own = n < self.own;
+        let at = if own {
+            n
+        } else {
+            self.own + (n & (self.own - 1))
+        };
+        (&self.stripes[at], own)
     }
 
     /// The newest stamp any reader took, or `clock` if that is newer. Only

@@ -233,19 +233,19 @@ where
         Q: Eq + ?Sized,
     {
         let found = self.table(guard).find(hash, key, &self.nodes, guard);
-        let stripe = self.access.stripe();
+        let (stripe, own) = self.access.stripe();
         match found {
             Some((slot, node))
                 if !node.expires() || !now().is_some_and(|now| node.expired(now)) =>
             {
-                if let Some(stamp) = stripe.hit(self.clock.load(Ordering::Relaxed), slot) {
+                if let Some(stamp) = stripe.hit(own, self.clock.load(Ordering::Relaxed), slot) {
                     // Truncating the stamp is intended: `widen` restores it.
                     node.stamp.store(stamp as u32, Ordering::Relaxed);
                 }
                 Some(Arc::clone(&node.value))
             }
             _ => {
-                stripe.miss();
+                stripe.miss(own);
                 None
             }
         }
