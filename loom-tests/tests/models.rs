@@ -21,6 +21,7 @@
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use loom::thread;
 use tlscache_core::{Arc, Cache, ManualClock, RemovalCause};
@@ -343,5 +344,31 @@ fn readers_count_exactly_on_own_and_shared_stripes() {
         let s = c.stats();
         assert_eq!((s.hits, s.misses), (2, 1));
         assert_eq!(s.hits, hits);
+    });
+}
+
+/// A store to a present key swaps its value and deadline in place, and a
+/// reader racing it judges whichever value it gets by a deadline no later
+/// than that value's own. Here the old value lives until 20 and the new
+/// one expires as it is stored (at 15): the reader may see the old value
+/// or nothing, never the new one.
+#[test]
+fn get_racing_in_place_replace_never_sees_an_expired_value() {
+    loom::model(|| {
+        let clock = ManualClock::new();
+        let c = Arc::new(cache_on(2, Heard::default(), clock.clone()));
+        c.insert_with_ttl(1, value(1).0, Duration::from_nanos(20));
+        clock.advance(Duration::from_nanos(15));
+        let reader = {
+            let c = c.clone();
+            thread::spawn(move || c.get(&1).map(|v| v.id))
+        };
+        c.insert_with_ttl(1, value(2).0, Duration::ZERO);
+        let seen = reader.join().unwrap();
+        assert!(matches!(seen, None | Some(1)), "saw {seen:?}");
+        assert!(
+            c.get(&1).is_none(),
+            "the new value expired as it was stored"
+        );
     });
 }

@@ -129,7 +129,7 @@ impl<K, V> Nodes<K, V> {
         // SAFETY: per the contract, this call owns the node's contents.
         unsafe {
             ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
-            ptr::drop_in_place(ptr::addr_of_mut!((*node).value));
+            (*node).release_value();
         }
         // SAFETY: the node's memory stays allocated while `self` lives.
         let link = unsafe { &(*node).stamp };

@@ -22,7 +22,8 @@
 //!   entry, else leaves a tombstone, so a group without empty entries never
 //!   gains one (until the table is rebuilt, which publishes a new table and
 //!   leaves the old one as it was);
-//! - a replacement stores the new slot in the old entry, in one store.
+//! - a store to a present key changes its node in place (see `Node`), not
+//!   the index.
 //!
 //! So a key present through a whole lookup sits in one entry, and every
 //! group before it lacks empty entries throughout: the lookup reaches it.
@@ -37,7 +38,7 @@ use std::borrow::Borrow;
 
 use crate::arena::Nodes;
 use crate::sync::epoch::Guard;
-use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// One cache entry as readers see it. Nodes live in the shard's arena
 /// (see `arena`), so a node's address is fixed from the insert that places
@@ -49,6 +50,11 @@ use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 /// is 64 bytes, one cache line in the arena. Its slot is not stored: the
 /// index entry that leads to a node names it, and so do the LRU list and
 /// the wheel.
+///
+/// A store to a key that is present replaces the value and deadline in
+/// place (see [`Node::replace`]); readers load them as [`Node::get`]
+/// says, so that whichever value they get, they judge it by a deadline no
+/// later than its own.
 #[repr(C)]
 pub(crate) struct Node<K, V> {
     /// The low half of the newest access stamp that did not fit its
@@ -62,9 +68,12 @@ pub(crate) struct Node<K, V> {
     /// tag in the entry itself.
     pub(crate) hash: u32,
     pub(crate) key: K,
-    pub(crate) value: Arc<V>,
+    /// The value, from `Arc::into_raw`: the node holds one strong count.
+    /// A value replaced in place is dropped through the epoch collector,
+    /// so a reader that loaded it can still take its own count.
+    value: AtomicPtr<V>,
     /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
-    pub(crate) deadline: u64,
+    deadline: AtomicU64,
     /// The stamp the LRU list placed the node by (its *list stamp*, see
     /// `lru`). Only the shard lock's holder reads or writes it.
     pub(crate) placed: AtomicU64,
@@ -78,23 +87,121 @@ impl<K, V> Node<K, V> {
             stamp: AtomicU32::new(stamp as u32),
             hash,
             key,
-            value,
-            deadline,
+            value: AtomicPtr::new(Arc::into_raw(value).cast_mut()),
+            deadline: AtomicU64::new(deadline),
             placed: AtomicU64::new(stamp),
         }
     }
 
-    /// Whether the entry has a deadline at all.
+    /// The value and a deadline to judge it by, for a reader: the earlier
+    /// of the deadlines loaded before and after the value. A replacement
+    /// (see [`Node::replace`]) lowers the deadline to the earlier of the
+    /// old and new ones before it swaps the value, and sets the new one
+    /// after, so:
+    /// - a reader that gets the old value loaded, before it, a deadline
+    ///   the replacement had not yet raised past the old one (had it seen
+    ///   the raise, its `Acquire` would have shown it the new value);
+    /// - a reader that gets the new value loads, after it, at least the
+    ///   lowered deadline, which is no later than the new one.
+    ///
+    /// Either way the deadline is no later than the value's own; it may be
+    /// earlier only while a replacement runs, and then the entry is
+    /// expired at one side of that replacement, where the read can take
+    /// its place.
+    ///
+    /// The pointer is valid while the caller's epoch guard stays pinned:
+    /// a value leaves a node only to the epoch collector, or with the
+    /// node.
     #[inline]
-    pub(crate) fn expires(&self) -> bool {
-        self.deadline != crate::shard::NEVER
+    pub(crate) fn get(&self) -> (*const V, u64) {
+        // Acquire pairs with the Release stores of `replace`.
+        let before = self.deadline.load(Ordering::Acquire);
+        let value = self.value.load(Ordering::Acquire);
+        // After the value's Acquire load, so it sees at least the lowered
+        // deadline of the replacement that stored the value.
+        let after = self.deadline.load(Ordering::Relaxed);
+        (value, before.min(after))
     }
 
-    /// Whether the entry has expired at `now` (clock nanoseconds).
+    /// A new handle on the value. Caller holds the shard lock (or the node
+    /// is retired and its guard pinned), so the value cannot change.
+    pub(crate) fn value(&self) -> Arc<V> {
+        let p = self.value.load(Ordering::Relaxed);
+        // SAFETY: `p` is from `Arc::into_raw` and the node still holds its
+        // count (the caller's lock or guard keeps it from being released).
+        unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        }
+    }
+
+    /// Calls `f` with the value, borrowed. As for `value`.
+    pub(crate) fn with_value<R>(&self, f: impl FnOnce(&Arc<V>) -> R) -> R {
+        let p = self.value.load(Ordering::Relaxed);
+        // SAFETY: as in `value`; `ManuallyDrop` leaves the node's count
+        // alone.
+        let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p) });
+        f(&held)
+    }
+
+    /// The deadline, for the shard lock's holder.
+    #[inline]
+    pub(crate) fn deadline(&self) -> u64 {
+        self.deadline.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the value and deadline in place and returns the old value,
+    /// whose release the caller must defer past every pinned reader (one
+    /// may be about to take a count on it). Caller holds the shard lock.
+    /// The order of the three stores is what `get` relies on.
+    pub(crate) fn replace(&self, value: Arc<V>, deadline: u64) -> Arc<V> {
+        let old = self.deadline.load(Ordering::Relaxed);
+        self.deadline.store(old.min(deadline), Ordering::Release);
+        let p = self
+            .value
+            .swap(Arc::into_raw(value).cast_mut(), Ordering::AcqRel);
+        self.deadline.store(deadline, Ordering::Release);
+        // SAFETY: `p` is from `Arc::into_raw`, and the node's count on it
+        // passes to the returned handle.
+        unsafe { Arc::from_raw(p) }
+    }
+
+    /// Releases the node's count on its value.
+    ///
+    /// # Safety
+    ///
+    /// Called once, as the node's contents are dropped, when no reader can
+    /// reach the node.
+    pub(crate) unsafe fn release_value(&self) {
+        // SAFETY: per the contract, the node's count is released once.
+        drop(unsafe { Arc::from_raw(self.value.load(Ordering::Relaxed)) });
+    }
+
+    /// Whether the entry has a deadline at all. For the lock's holder.
+    #[inline]
+    pub(crate) fn expires(&self) -> bool {
+        self.deadline() != crate::shard::NEVER
+    }
+
+    /// Whether the entry has expired at `now` (clock nanoseconds). For the
+    /// lock's holder.
     #[inline]
     pub(crate) fn expired(&self, now: u64) -> bool {
-        now >= self.deadline && self.deadline != crate::shard::NEVER
+        expired(self.deadline(), now)
     }
+}
+
+impl<K, V> Drop for Node<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: the node is being dropped whole, so nothing reaches it.
+        unsafe { self.release_value() }
+    }
+}
+
+/// Whether an entry with `deadline` has expired at `now`.
+#[inline]
+pub(crate) fn expired(deadline: u64, now: u64) -> bool {
+    now >= deadline && deadline != crate::shard::NEVER
 }
 
 /// The full access stamp whose low half is `low`, taken as the one within
@@ -239,8 +346,8 @@ impl Table {
         None
     }
 
-    /// The entry naming `slot` (whose key hash is `hash`). Caller holds the
-    /// shard lock.
+    /// The entry naming `slot` (whose key hash is `hash`), for tests.
+    #[cfg(test)]
     fn position(&self, hash: u32, slot: u32) -> Option<&AtomicU64> {
         let want = slot + 1;
         let mut at = self.home(hash);
@@ -279,19 +386,6 @@ impl Table {
             // Some group has room: the table is never full.
             at = self.next(at);
         }
-    }
-
-    /// Names `new` (just placed, same key) in `old`'s entry, in one store,
-    /// so a reader of the key finds one or the other. Caller holds the
-    /// shard lock and must retire `old` afterwards. Returns `false` if
-    /// `old` was not in the table.
-    pub(crate) fn replace(&self, hash: u32, old: u32, new: u32) -> bool {
-        let Some(e) = self.position(hash, old) else {
-            return false;
-        };
-        // Release: publishes the new node's fields to readers.
-        e.store(entry(hash, new), Ordering::Release);
-        true
     }
 
     /// Removes `slot`'s entry and says whether it left a tombstone. Caller
@@ -406,16 +500,6 @@ mod tests {
         // A new entry reuses the tombstone.
         assert!(t.insert(tag, 20));
         assert_eq!(slots(&t), vec![0, 1, 2, 20, 4, 5, 6, 7]);
-    }
-
-    #[test]
-    fn replace_names_the_new_slot_in_place() {
-        let t = Table::new(1);
-        t.insert(7, 1);
-        t.insert(9, 2);
-        assert!(t.replace(7, 1, 5));
-        assert_eq!(slots(&t), vec![5, 2]);
-        assert!(!t.replace(7, 1, 6), "slot 1 is gone");
     }
 
     #[test]

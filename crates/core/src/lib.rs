@@ -16,7 +16,9 @@
 //! O(expired)).
 //!
 //! Unlinked entries are retired to crossbeam-epoch and freed once no reader
-//! can still hold them; a value itself lives as long as any handle does.
+//! can still hold them; a value itself lives as long as any handle does. A
+//! store to a present key swaps the value and deadline inside its entry,
+//! and the replaced value goes through the epoch collector the same way.
 //!
 //! ```
 //! use std::time::Duration;

@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 
 use crate::access::Access;
 use crate::arena::{Arena, Nodes};
-use crate::index::{widen, Node, Table};
+use crate::index::{expired, widen, Node, Table};
 use crate::listener::{Listener, RemovalCause};
 use crate::lru::Lru;
 use crate::sync::epoch::{self, Atomic, Guard, Owned};
@@ -101,9 +101,12 @@ impl<K, V> std::ops::Deref for Found<'_, K, V> {
     }
 }
 
-/// Removed entries whose listener calls wait for the lock to be released.
-/// The pointers stay valid while the guard that retired them is pinned.
-type Pending<K, V> = SmallVec<[(*const Node<K, V>, RemovalCause); 4]>;
+/// Removed entries whose listener calls wait for the lock to be released:
+/// the node (for its key) and, for a value replaced in place, that value
+/// (the node holds the new one). The pointers stay valid while the guard
+/// that retired them is pinned, and a node replaced in place is not
+/// retired before the lock is released.
+type Pending<K, V> = SmallVec<[(*const Node<K, V>, Option<Arc<V>>, RemovalCause); 4]>;
 
 /// Writer-side state, guarded by the shard lock.
 struct State<K, V> {
@@ -234,21 +237,24 @@ where
     {
         let found = self.table(guard).find(hash, key, &self.nodes, guard);
         let (stripe, own) = self.access.stripe();
-        match found {
-            Some((slot, node))
-                if !node.expires() || !now().is_some_and(|now| node.expired(now)) =>
-            {
+        if let Some((slot, node)) = found {
+            let (value, deadline) = node.get();
+            if deadline == NEVER || !now().is_some_and(|now| expired(deadline, now)) {
                 if let Some(stamp) = stripe.hit(own, self.clock.load(Ordering::Relaxed), slot) {
                     // Truncating the stamp is intended: `widen` restores it.
                     node.stamp.store(stamp as u32, Ordering::Relaxed);
                 }
-                Some(Arc::clone(&node.value))
-            }
-            _ => {
-                stripe.miss(own);
-                None
+                // SAFETY: `value` is from `Arc::into_raw`, and its count is
+                // released (by a replacement or with the node) only after
+                // `guard`, pinned when it was loaded, unpins.
+                return Some(unsafe {
+                    Arc::increment_strong_count(value);
+                    Arc::from_raw(value)
+                });
             }
         }
+        stripe.miss(own);
+        None
     }
 
     fn begin<'s, 'g>(&'s self, config: &Config<K, V>, guard: &'g Guard) -> Write<'s, 'g, K, V> {
@@ -280,12 +286,16 @@ where
         let mut w = self.begin(config, guard);
         w.maintain(now);
         let existing = w.live(hash, &key, now);
-        if !decide(existing.map(|n| &n.node.value)) {
+        let approved = match existing {
+            Some(n) => n.with_value(|v| decide(Some(v))),
+            None => decide(None),
+        };
+        if !approved {
             w.finish(config);
             return Err(value);
         }
         let weight = config.weigh(&key, &value);
-        let previous = existing.map(|n| Arc::clone(&n.value));
+        let previous = existing.map(|n| n.value());
         if weight > w.st.max_weight {
             // Heavier than the whole shard: it would only flush the shard
             // and then go itself, so it goes at once.
@@ -299,14 +309,9 @@ where
             }
             return Ok(previous);
         }
-        // A replacement names the new node in the old one's index entry,
-        // in one store, so a reader of this key finds one or the other.
-        w.add(hash, key, value, deadline, weight, existing);
-        if let Some(old) = existing {
-            if old.deadline != NEVER {
-                w.st.wheel.cancel(old.slot);
-            }
-            w.retire(old, RemovalCause::Replaced);
+        match existing {
+            Some(old) => w.replace(old, value, deadline, weight),
+            None => w.add(hash, key, value, deadline, weight),
         }
         w.evict();
         w.finish(config);
@@ -329,14 +334,14 @@ where
         let Ctx { config, guard, now } = ctx;
         let mut w = self.begin(config, guard);
         w.maintain(now);
-        let out = match w.live(hash, key, now) {
-            Some(node) if pred(&node.value) => {
-                let value = Arc::clone(&node.value);
+        let out = w
+            .live(hash, key, now)
+            .filter(|node| node.with_value(pred))
+            .map(|node| {
+                let value = node.value();
                 w.remove(node, cause);
-                Some(value)
-            }
-            _ => None,
-        };
+                value
+            });
         w.finish(config);
         out
     }
@@ -445,7 +450,7 @@ where
         wheel.advance(now, &mut due, |slot| {
             // SAFETY: the wheel only holds slots of linked nodes, and this
             // runs under the shard lock, so the node is live.
-            unsafe { arena.get(slot) }.deadline
+            unsafe { arena.get(slot) }.deadline()
         });
         for slot in due {
             let node = self.node(slot);
@@ -453,52 +458,81 @@ where
         }
     }
 
-    /// Places a new node for `key` and enters it in the index: in
-    /// `replacing`'s entry when given (the caller then retires
-    /// `replacing`), else in a free entry, rebuilding the index first if it
-    /// is full.
-    fn add(
-        &mut self,
-        hash: u64,
-        key: K,
-        value: Arc<V>,
-        deadline: u64,
-        weight: u64,
-        replacing: Option<Found<'g, K, V>>,
-    ) {
+    /// A new access stamp for a write, after every access drained so far
+    /// (`maintain` ran first), published to readers.
+    fn stamp(&mut self) -> u64 {
+        self.st.clock += 1;
+        self.shard.clock.store(self.st.clock, Ordering::Relaxed);
+        self.st.clock
+    }
+
+    /// Places a new node for `key` and enters it in a free index entry,
+    /// rebuilding the index first if it is full.
+    fn add(&mut self, hash: u64, key: K, value: Arc<V>, deadline: u64, weight: u64) {
         // Truncation intended: the index uses the hash's low half.
         let hash = hash as u32;
         let slot = self.alloc_slot();
-        // After every access drained so far (`maintain` ran first).
-        self.st.clock += 1;
-        let stamp = self.st.clock;
-        self.shard.clock.store(stamp, Ordering::Relaxed);
+        let stamp = self.stamp();
         self.st
             .arena
             .place(slot, Node::new(key, value, deadline, stamp, hash));
-        let replaced = replacing.is_some_and(|old| self.table.replace(hash, old.slot, slot));
-        if !replaced {
-            debug_assert!(replacing.is_none(), "replacing a node not in the index");
-            self.make_room();
-            if self.table.insert(hash, slot) {
-                self.st.tombs -= 1;
-            }
+        self.make_room();
+        if self.table.insert(hash, slot) {
+            self.st.tombs -= 1;
         }
         let st = &mut *self.st;
         st.lru.insert(slot, stamp, &st.arena);
         if deadline != NEVER {
             st.wheel.schedule(slot, deadline);
         }
+        st.len += 1;
+        self.set_weight(slot, weight);
+        bump(&self.shard.cold.inserts, 1);
+    }
+
+    /// Stores `value` and `deadline` in `old`'s node in place (see
+    /// `Node::get` for what readers see meanwhile), as the key's most
+    /// recent use, and hands the old value to the listener and then, once
+    /// no pinned reader can be taking a count on it, to its drop.
+    fn replace(&mut self, old: Found<'g, K, V>, value: Arc<V>, deadline: u64, weight: u64) {
+        let was = old.deadline();
+        let stamp = self.stamp();
+        let previous = old.replace(value, deadline);
+        let st = &mut *self.st;
+        st.lru.touch(old.slot, stamp, &st.arena);
+        if was != NEVER {
+            st.wheel.cancel(old.slot);
+        }
+        if deadline != NEVER {
+            st.wheel.schedule(old.slot, deadline);
+        }
+        if let Some(w) = st.weights.get_mut(old.slot as usize) {
+            st.weight -= std::mem::take(w);
+        }
+        self.set_weight(old.slot, weight);
+        bump(&self.shard.cold.inserts, 1);
+        if self.listening {
+            self.pending.push((
+                old.node,
+                Some(Arc::clone(&previous)),
+                RemovalCause::Replaced,
+            ));
+        }
+        self.guard.defer(move || drop(previous));
+    }
+
+    /// Records the weight of the entry in `slot`, counted in `len`
+    /// already, and publishes the length.
+    fn set_weight(&mut self, slot: u32, weight: u64) {
+        let st = &mut *self.st;
         if !st.weights.is_empty() || weight != 0 {
             if st.weights.len() < st.arena.len() {
                 st.weights.resize(st.arena.len(), 0);
             }
             st.weights[slot as usize] = weight;
         }
-        st.len += 1;
         st.weight += weight;
         self.shard.cold.len.store(st.len as u64, Ordering::Relaxed);
-        bump(&self.shard.cold.inserts, 1);
     }
 
     fn alloc_slot(&mut self) -> u32 {
@@ -526,7 +560,7 @@ where
 
     /// Takes `node` out of the cache for `cause`.
     fn remove(&mut self, node: Found<'g, K, V>, cause: RemovalCause) {
-        if node.deadline != NEVER {
+        if node.expires() {
             self.st.wheel.cancel(node.slot);
         }
         self.unlink(node, cause);
@@ -558,7 +592,7 @@ where
             _ => {}
         }
         if self.listening {
-            self.pending.push((node.node, cause));
+            self.pending.push((node.node, None, cause));
         }
         // `node` was just unlinked from the index and the LRU under the
         // shard lock, so no new reader can reach it; readers that hold it
@@ -633,11 +667,15 @@ where
             guard.flush();
         }
         if let Some(listener) = &config.listener {
-            for (node, cause) in pending {
-                // SAFETY: each node was retired under `self.guard`, which the
-                // caller still holds pinned, so it has not been freed.
+            for (node, replaced, cause) in pending {
+                // SAFETY: each node was retired (or had its value replaced)
+                // under `self.guard`, which the caller still holds pinned,
+                // so it has not been freed.
                 let node = unsafe { &*node };
-                listener(&node.key, &node.value, cause);
+                match replaced {
+                    Some(value) => listener(&node.key, &value, cause),
+                    None => node.with_value(|value| listener(&node.key, value, cause)),
+                }
             }
         }
     }

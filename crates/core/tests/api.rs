@@ -263,8 +263,10 @@ fn the_real_clocks_follow_time() {
 #[test]
 fn entries_expire_on_the_default_clock() {
     // Half a second: the first get must come before the deadline even on a
-    // machine busy with the other tests (20 ms was once too little).
-    let c: Cache<u32, u32> = Cache::new(10).unwrap();
+    // machine busy with the other tests. Room for many entries per shard:
+    // with 10 split over the shards, the two keys sometimes shared a shard
+    // of capacity one, and the second insert evicted the first.
+    let c: Cache<u32, u32> = Cache::new(1000).unwrap();
     c.insert_with_ttl(1, Arc::new(1), Duration::from_millis(500));
     c.insert_with_ttl(2, Arc::new(2), Duration::from_secs(3600));
     assert!(c.get(&1).is_some(), "alive before its deadline");
