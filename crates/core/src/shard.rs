@@ -103,9 +103,9 @@ impl<K, V> std::ops::Deref for Found<'_, K, V> {
 
 /// Removed entries whose listener calls wait for the lock to be released:
 /// the node (for its key) and, for a value replaced in place, that value
-/// (the node holds the new one). The pointers stay valid while the guard
-/// that retired them is pinned, and a node replaced in place is not
-/// retired before the lock is released.
+/// (the node holds the new one). The pointers stay valid while the
+/// write's guard is pinned: a node is retired (if at all, even one just
+/// replaced in place and then evicted) under that guard.
 type Pending<K, V> = SmallVec<[(*const Node<K, V>, Option<Arc<V>>, RemovalCause); 4]>;
 
 /// Writer-side state, guarded by the shard lock.
