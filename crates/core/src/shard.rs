@@ -126,7 +126,8 @@ struct State<K, V> {
     /// The newest access stamp the writers have seen (readers' stamps as
     /// of the last drain, and inserts'); published in `Shard::clock`.
     clock: u64,
-    /// Nodes retired since a writer of this shard last collected.
+    /// Nodes retired and values replaced since a writer of this shard
+    /// last collected.
     retired: u32,
 }
 
@@ -518,6 +519,9 @@ where
                 RemovalCause::Replaced,
             ));
         }
+        // Counts toward the writers' own collection like a retired node:
+        // a replace-only workload must not leave its frees to readers.
+        self.st.retired = self.st.retired.saturating_add(1);
         self.guard.defer(move || drop(previous));
     }
 
