@@ -292,10 +292,11 @@ fn remove_if_racing_get() {
     });
 }
 
-/// A reader of a key whose entry is replaced while another key shares its
+/// A reader of a key whose value is replaced while another key shares its
 /// index group always finds the old or the new value, never neither: the
-/// new node's slot is stored in the old entry, in one store. (A capacity-2
-/// shard's index is one group, so the two keys always share it.)
+/// replacement swaps the value inside the node and leaves the index alone.
+/// (A capacity-2 shard's index is one group, so the two keys always share
+/// it.)
 #[test]
 fn get_racing_replace_in_a_shared_group() {
     loom::model(|| {
@@ -313,6 +314,37 @@ fn get_racing_replace_in_a_shared_group() {
         assert!(matches!(seen, Some(1) | Some(3)), "saw {seen:?}");
         assert_eq!(c.get(&a).map(|v| v.id), Some(3));
         assert_eq!(c.get(&b).map(|v| v.id), Some(2));
+    });
+}
+
+/// A reader of a key in an index group where another key is entered and
+/// then removed always finds its key, and finds the other one whole or not
+/// at all: the writer stores an entry before its control byte and rewrites
+/// the group's control word whole, so a reader that sees a byte finds the
+/// entry it stands for, and the bytes of keys the writer leaves alone never
+/// change. (A capacity-3 shard's index is one group.)
+#[test]
+fn get_racing_insert_and_remove_in_a_shared_group() {
+    loom::model(|| {
+        let heard = Heard::default();
+        let (a, b) = (0u8, 1u8);
+        let c = Arc::new(cache(3, heard.clone()));
+        c.insert(b, value(2).0);
+        let reader = {
+            let c = c.clone();
+            thread::spawn(move || {
+                let first = c.get(&b).map(|v| v.id);
+                let other = c.get(&a).map(|v| v.id);
+                let last = c.get(&b).map(|v| v.id);
+                (first, other, last)
+            })
+        };
+        c.insert(a, value(1).0);
+        assert_eq!(c.remove(&a).map(|v| v.id), Some(1));
+        let (first, other, last) = reader.join().unwrap();
+        assert_eq!((first, last), (Some(2), Some(2)));
+        assert!(matches!(other, None | Some(1)), "saw {other:?}");
+        assert!(c.get(&a).is_none());
     });
 }
 

@@ -3,16 +3,22 @@
 //! line. Readers probe it with atomic loads under an epoch guard; writers
 //! change it under the shard lock.
 //!
-//! A lookup loads its key's group, compares the eight tags, and touches a
-//! node only for a tag that matches: a miss is decided by one line, almost
-//! always, and a hit touches one node (chains of nodes used to cost a node
-//! per step, and a miss at least one).
+//! Beside each group is a control word, one byte per entry (seven bits of
+//! its tag, or empty, or tombstone), and the control words of a table are
+//! an array of their own: an eighth of the groups' size, small enough to
+//! stay in cache. A lookup reads its group's control word, loads only the
+//! entries whose byte matches (and checks their whole tag), and touches a
+//! node only for an entry whose tag matches: a miss is decided by the
+//! control word alone almost always, without loading the group, and a hit
+//! touches one entry and one node.
 //!
 //! An entry is `tag << 32 | slot + 1`, where the tag is the low half of the
 //! key's hash (which also picks the group), `0` is an empty entry and a low
 //! half of `u32::MAX` a removed one (a *tombstone*). Groups are probed in
 //! order from the key's own until the key is found or a group with an empty
-//! entry ends the search.
+//! entry ends the search. A group's control word says the same of its
+//! entries as the entries do, except for a moment inside a writer's store
+//! (see `Table::ctrl`), so everything below holds of either.
 //!
 //! Why readers never miss a present key, whatever writers do meanwhile:
 //! - a new entry goes to the first group along its probe sequence that has
@@ -227,6 +233,74 @@ const EMPTY: u64 = 0;
 /// The low half of a tombstone.
 const TOMB: u32 = u32::MAX;
 
+/// The control byte of an empty entry.
+const CTRL_EMPTY: u8 = 0;
+/// The control byte of a tombstone.
+const CTRL_TOMB: u8 = 1;
+/// A one in every byte of a control word.
+const LOW_BITS: u64 = u64::from_ne_bytes([0x01; 8]);
+/// The top bit of every byte of a control word.
+const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// The control byte of a live entry with `tag`: the top bit set (so it is
+/// neither empty nor a tombstone) over the tag's low seven bits (the bits
+/// that least decide its home group).
+#[inline]
+fn ctrl_of(tag: u32) -> u8 {
+    0x80 | (tag as u8 & 0x7f)
+}
+
+/// The top bit of every byte of `word` that may equal `byte`: each byte
+/// that does, and perhaps a byte just above one that does (a borrow of the
+/// subtraction), so callers confirm a match against the entry itself.
+#[inline]
+fn matching(word: u64, byte: u8) -> u64 {
+    let x = word ^ (LOW_BITS * u64::from(byte));
+    x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
+}
+
+/// Whether a control word has an empty byte. Exact: the lowest zero byte
+/// always shows, and without one nothing does.
+#[inline]
+fn has_empty(word: u64) -> bool {
+    word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS != 0
+}
+
+/// The byte at position `i` of `word` (entry `i` of its group).
+#[inline]
+fn byte_at(word: u64, i: usize) -> u8 {
+    word.to_le_bytes()[i]
+}
+
+/// `word` with its byte `i` set to `byte`.
+#[inline]
+fn with_byte(word: u64, i: usize, byte: u8) -> u64 {
+    let mut bytes = word.to_le_bytes();
+    bytes[i] = byte;
+    u64::from_le_bytes(bytes)
+}
+
+/// Starts loading `group`'s line into cache without waiting for it.
+#[inline]
+fn prefetch(group: &Group) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch only
+    // hints: it reads nothing into the program and faults on no address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            std::ptr::from_ref(group).cast(),
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = group;
+}
+
+/// The position of the lowest byte whose top bit `bits` shows.
+#[inline]
+fn lowest(bits: u64) -> usize {
+    (bits.trailing_zeros() / 8) as usize
+}
+
 /// The entry for `slot` under tag `tag`.
 #[inline]
 fn entry(tag: u32, slot: u32) -> u64 {
@@ -249,17 +323,20 @@ impl Group {
     fn new() -> Self {
         Self(std::array::from_fn(|_| AtomicU64::new(EMPTY)))
     }
-
-    /// Whether the group has an empty entry. Caller holds the shard lock.
-    fn has_empty(&self) -> bool {
-        self.0.iter().any(|e| e.load(Ordering::Relaxed) == EMPTY)
-    }
 }
 
-/// A group array. Dropping a table frees only the array: nodes are owned
-/// by the arena and retired one by one.
+/// A group array and its control words. Dropping a table frees only the
+/// arrays: nodes are owned by the arena and retired one by one.
 pub(crate) struct Table {
     groups: Box<[Group]>,
+    /// One word per group, byte `i` for entry `i`: [`CTRL_EMPTY`],
+    /// [`CTRL_TOMB`] or [`ctrl_of`] its tag. Eight bytes a group, so the
+    /// words of a shard's table stay in cache where its groups do not: a
+    /// lookup reads its group's word and loads only the entries whose byte
+    /// matches, and a miss is decided by the word alone. A writer stores an
+    /// entry before its byte (so a reader that sees a byte finds the entry
+    /// it stands for) and keeps the two alike under the shard lock.
+    ctrl: Box<[AtomicU64]>,
 }
 
 impl Table {
@@ -270,8 +347,10 @@ impl Table {
 
     /// A table of `groups` empty groups.
     pub(crate) fn new(groups: usize) -> Self {
+        let groups = groups.max(1);
         Self {
-            groups: (0..groups.max(1)).map(|_| Group::new()).collect(),
+            groups: (0..groups).map(|_| Group::new()).collect(),
+            ctrl: (0..groups).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -317,28 +396,36 @@ impl Table {
     {
         // Truncation intended: the tag is the hash's low half.
         let tag = hash as u32;
+        let byte = ctrl_of(tag);
         let mut at = self.home(tag);
+        // A hit reads an entry of this group (almost always): start its
+        // line on the way while the control word is read.
+        prefetch(&self.groups[at]);
         for _ in 0..self.groups.len() {
-            let mut open = false;
-            for e in &self.groups[at].0 {
+            // Acquire pairs with the Release store of the byte, so the
+            // entry it stands for is there.
+            let word = self.ctrl[at].load(Ordering::Acquire);
+            let mut hits = matching(word, byte);
+            while hits != 0 {
+                let i = lowest(hits);
+                hits &= hits - 1;
                 // Acquire pairs with the Release store of the entry, so the
                 // node it names (and its segment) is initialised.
-                let e = e.load(Ordering::Acquire);
-                if e == EMPTY {
-                    open = true;
-                } else if (e >> 32) as u32 == tag {
-                    if let Some(slot) = slot_of(e) {
-                        // SAFETY: the entry was live while `_guard` was
-                        // pinned, so its node was placed and is retired (if
-                        // at all) only after the guard unpins.
-                        let node = unsafe { nodes.get(slot) };
-                        if node.key.borrow() == key {
-                            return Some((slot, node));
-                        }
+                let e = self.groups[at].0[i].load(Ordering::Acquire);
+                if (e >> 32) as u32 != tag {
+                    continue;
+                }
+                if let Some(slot) = slot_of(e) {
+                    // SAFETY: the entry was live while `_guard` was pinned,
+                    // so its node was placed and is retired (if at all)
+                    // only after the guard unpins.
+                    let node = unsafe { nodes.get(slot) };
+                    if node.key.borrow() == key {
+                        return Some((slot, node));
                     }
                 }
             }
-            if open {
+            if has_empty(word) {
                 return None;
             }
             at = self.next(at);
@@ -360,7 +447,7 @@ impl Table {
             {
                 return Some(e);
             }
-            if group.has_empty() {
+            if has_empty(self.ctrl[at].load(Ordering::Relaxed)) {
                 return None;
             }
             at = self.next(at);
@@ -374,14 +461,17 @@ impl Table {
     pub(crate) fn insert(&self, hash: u32, slot: u32) -> bool {
         let mut at = self.home(hash);
         loop {
-            for e in &self.groups[at].0 {
-                let cur = e.load(Ordering::Relaxed);
-                if cur == EMPTY || cur as u32 == TOMB {
-                    // Release: publishes the node's fields to readers'
-                    // Acquire loads.
-                    e.store(entry(hash, slot), Ordering::Release);
-                    return cur != EMPTY;
-                }
+            let ctrl = &self.ctrl[at];
+            let word = ctrl.load(Ordering::Relaxed);
+            // Empty entries and tombstones: the bytes without the top bit.
+            let free = !word & HIGH_BITS;
+            if free != 0 {
+                let i = lowest(free);
+                // Release: publishes the node's fields to readers' Acquire
+                // loads of the entry; then the byte publishes the entry.
+                self.groups[at].0[i].store(entry(hash, slot), Ordering::Release);
+                ctrl.store(with_byte(word, i, ctrl_of(hash)), Ordering::Release);
+                return byte_at(word, i) == CTRL_TOMB;
             }
             // Some group has room: the table is never full.
             at = self.next(at);
@@ -395,21 +485,28 @@ impl Table {
         for _ in 0..self.groups.len() {
             let group = &self.groups[at];
             let want = slot + 1;
-            if let Some(e) = group
+            if let Some(i) = group
                 .0
                 .iter()
-                .find(|e| e.load(Ordering::Relaxed) as u32 == want)
+                .position(|e| e.load(Ordering::Relaxed) as u32 == want)
             {
                 // A group that has no empty entry must not gain one (see
                 // the module's doc): probes for later keys pass through it.
-                let tomb = !group.has_empty();
-                let value = if tomb { u64::from(TOMB) } else { EMPTY };
-                // Relaxed: readers that still see the old entry reach a node
-                // that stays valid for their epoch.
-                e.store(value, Ordering::Relaxed);
+                let ctrl = &self.ctrl[at];
+                let word = ctrl.load(Ordering::Relaxed);
+                let tomb = !has_empty(word);
+                let (value, byte) = if tomb {
+                    (u64::from(TOMB), CTRL_TOMB)
+                } else {
+                    (EMPTY, CTRL_EMPTY)
+                };
+                // Relaxed: readers that still see the old byte or entry
+                // reach a node that stays valid for their epoch.
+                ctrl.store(with_byte(word, i, byte), Ordering::Relaxed);
+                group.0[i].store(value, Ordering::Relaxed);
                 return tomb;
             }
-            if group.has_empty() {
+            if has_empty(self.ctrl[at].load(Ordering::Relaxed)) {
                 break;
             }
             at = self.next(at);
@@ -520,6 +617,73 @@ mod tests {
         for slot in live {
             assert!(r.position(tag + slot, slot).is_some(), "slot {slot}");
         }
+    }
+
+    /// Every control byte says what its entry is.
+    fn assert_mirrored(t: &Table) {
+        for (g, group) in t.groups.iter().enumerate() {
+            let word = t.ctrl[g].load(Ordering::Relaxed);
+            for (i, e) in group.0.iter().enumerate() {
+                let e = e.load(Ordering::Relaxed);
+                let want = match e as u32 {
+                    0 => CTRL_EMPTY,
+                    TOMB => CTRL_TOMB,
+                    _ => ctrl_of((e >> 32) as u32),
+                };
+                assert_eq!(byte_at(word, i), want, "group {g} entry {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn control_words_find_every_match_and_every_empty() {
+        // Bytes of every kind, near each other's bit patterns (borrows of
+        // the subtraction are what could go wrong), in random words.
+        let kinds = [CTRL_EMPTY, CTRL_TOMB, 0x80, 0x81, 0x82, 0xfe, 0xff];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            let mut bytes = [0u8; GROUP];
+            for b in &mut bytes {
+                // xorshift64
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = kinds[(x % kinds.len() as u64) as usize];
+            }
+            let word = u64::from_le_bytes(bytes);
+            assert_eq!(has_empty(word), bytes.contains(&CTRL_EMPTY), "{word:#x}");
+            let free = !word & HIGH_BITS;
+            if let Some(first) = bytes.iter().position(|&b| b < 0x80) {
+                assert_eq!(lowest(free), first, "{word:#x}");
+            } else {
+                assert_eq!(free, 0);
+            }
+            for want in [0x80u8, 0x81, 0xff] {
+                let hits = matching(word, want);
+                for (i, &b) in bytes.iter().enumerate() {
+                    if b == want {
+                        assert_ne!(byte_at(hits, i), 0, "{word:#x} byte {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn control_words_follow_inserts_removes_and_rebuilds() {
+        let t = Table::new(2);
+        let tag = tag_in(0, 2, 0);
+        for slot in 0..12 {
+            t.insert(tag + slot * 37, slot);
+            assert_mirrored(&t);
+        }
+        for slot in [0, 3, 9, 11] {
+            t.remove(tag + slot * 37, slot);
+            assert_mirrored(&t);
+        }
+        t.insert(tag + 500, 20);
+        assert_mirrored(&t);
+        assert_mirrored(&t.rebuilt(4));
     }
 
     #[test]
