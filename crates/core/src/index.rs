@@ -1,20 +1,19 @@
-//! A shard's hash index: an open-addressed table of one-word entries, each
-//! a hash tag beside an arena slot, in groups of eight that fill one cache
-//! line. Readers probe it with atomic loads under an epoch guard; writers
+//! A shard's hash index: an open-addressed table of 32-bit entries, each
+//! an arena slot, in groups of eight (half a cache line). Readers probe it with atomic loads under an epoch guard; writers
 //! change it under the shard lock.
 //!
 //! Beside each group is a control word, one byte per entry (seven bits of
 //! its tag, or empty, or tombstone), and the control words of a table are
 //! an array of their own: an eighth of the groups' size, small enough to
 //! stay in cache. A lookup reads its group's control word, loads only the
-//! entries whose byte matches (and checks their whole tag), and touches a
-//! node only for an entry whose tag matches: a miss is decided by the
-//! control word alone almost always, without loading the group, and a hit
-//! touches one entry and one node.
+//! entries whose byte matches, and compares the key of the node each names:
+//! a miss is decided by the control word alone almost always (a byte
+//! matches by chance one time in 128), without loading the group, and a
+//! hit touches one entry and one node.
 //!
-//! An entry is `tag << 32 | slot + 1`, where the tag is the low half of the
-//! key's hash (which also picks the group), `0` is an empty entry and a low
-//! half of `u32::MAX` a removed one (a *tombstone*). Groups are probed in
+//! An entry is `slot + 1`, `0` is an empty entry and `u32::MAX` a removed
+//! one (a *tombstone*). A key's *tag* is the low half of its hash: it picks
+//! the key's home group, and its low seven bits go in the control byte. Groups are probed in
 //! order from the key's own until the key is found or a group with an empty
 //! entry ends the search. A group's control word says the same of its
 //! entries as the entries do, except for a moment inside a writer's store
@@ -50,10 +49,10 @@ use crate::sync::{Arc, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 /// (see `arena`), so a node's address is fixed from the insert that places
 /// it until the epoch after its removal.
 ///
-/// `repr(C)` in the order a lookup touches fields: it reads `key`, then
-/// `deadline` and `value` (and writes `stamp` when its thread's access
-/// buffer is full). With a 32-byte key the node
-/// is 64 bytes, one cache line in the arena. Its slot is not stored: the
+/// `repr(C)` in the order a lookup touches fields: it reads `hash` and
+/// `key`, then `deadline` and `value` (and writes `stamp` when its
+/// thread's access buffer is full). With a 32-byte key the node is 64
+/// bytes, one cache line in the arena. Its slot is not stored: the
 /// index entry that leads to a node names it, and so do the LRU list and
 /// the wheel.
 ///
@@ -70,8 +69,9 @@ pub(crate) struct Node<K, V> {
     /// the arena's stack of free slots instead.
     pub(crate) stamp: AtomicU32,
     /// The low half of the key's hash: its tag and group in the index.
-    /// Only writers need it (to find the node's entry); readers compare the
-    /// tag in the entry itself.
+    /// Writers find the node's entry by it and rebuild the index from it;
+    /// readers compare it before the key (the index keeps only seven bits
+    /// of it).
     pub(crate) hash: u32,
     pub(crate) key: K,
     /// The value, from `Arc::into_raw`: the node holds one strong count.
@@ -221,7 +221,7 @@ pub(crate) fn widen(low: u32, newest: u64) -> u64 {
     newest.saturating_add_signed(i64::from(ahead))
 }
 
-/// Entries per group: one cache line of `u64`s.
+/// Entries per group.
 const GROUP: usize = 8;
 /// Live entries a table is sized for, per group (75% full).
 const LIVE_PER_GROUP: usize = 6;
@@ -229,8 +229,8 @@ const LIVE_PER_GROUP: usize = 6;
 /// past that it is rebuilt, so every probe meets an empty entry soon.
 const USED_PER_GROUP: usize = 7;
 /// An empty entry.
-const EMPTY: u64 = 0;
-/// The low half of a tombstone.
+const EMPTY: u32 = 0;
+/// A tombstone.
 const TOMB: u32 = u32::MAX;
 
 /// The control byte of an empty entry.
@@ -303,25 +303,25 @@ fn lowest(bits: u64) -> usize {
 
 /// The entry for `slot` under tag `tag`.
 #[inline]
-fn entry(tag: u32, slot: u32) -> u64 {
-    (u64::from(tag) << 32) | u64::from(slot + 1)
+fn entry(slot: u32) -> u32 {
+    slot + 1
 }
 
 /// The slot of a live entry, `None` for an empty entry or a tombstone.
 #[inline]
-fn slot_of(entry: u64) -> Option<u32> {
-    match entry as u32 {
+fn slot_of(entry: u32) -> Option<u32> {
+    match entry {
         0 | TOMB => None,
         low => Some(low - 1),
     }
 }
 
-#[repr(C, align(64))]
-struct Group([AtomicU64; GROUP]);
+#[repr(C, align(32))]
+struct Group([AtomicU32; GROUP]);
 
 impl Group {
     fn new() -> Self {
-        Self(std::array::from_fn(|_| AtomicU64::new(EMPTY)))
+        Self(std::array::from_fn(|_| AtomicU32::new(EMPTY)))
     }
 }
 
@@ -412,15 +412,14 @@ impl Table {
                 // Acquire pairs with the Release store of the entry, so the
                 // node it names (and its segment) is initialised.
                 let e = self.groups[at].0[i].load(Ordering::Acquire);
-                if (e >> 32) as u32 != tag {
-                    continue;
-                }
                 if let Some(slot) = slot_of(e) {
                     // SAFETY: the entry was live while `_guard` was pinned,
                     // so its node was placed and is retired (if at all)
                     // only after the guard unpins.
                     let node = unsafe { nodes.get(slot) };
-                    if node.key.borrow() == key {
+                    // The whole tag first: a byte matches by chance one
+                    // time in 128, and keys may be long.
+                    if node.hash == tag && node.key.borrow() == key {
                         return Some((slot, node));
                     }
                 }
@@ -435,16 +434,12 @@ impl Table {
 
     /// The entry naming `slot` (whose key hash is `hash`), for tests.
     #[cfg(test)]
-    fn position(&self, hash: u32, slot: u32) -> Option<&AtomicU64> {
+    fn position(&self, hash: u32, slot: u32) -> Option<&AtomicU32> {
         let want = slot + 1;
         let mut at = self.home(hash);
         for _ in 0..self.groups.len() {
             let group = &self.groups[at];
-            if let Some(e) = group
-                .0
-                .iter()
-                .find(|e| e.load(Ordering::Relaxed) as u32 == want)
-            {
+            if let Some(e) = group.0.iter().find(|e| e.load(Ordering::Relaxed) == want) {
                 return Some(e);
             }
             if has_empty(self.ctrl[at].load(Ordering::Relaxed)) {
@@ -469,7 +464,7 @@ impl Table {
                 let i = lowest(free);
                 // Release: publishes the node's fields to readers' Acquire
                 // loads of the entry; then the byte publishes the entry.
-                self.groups[at].0[i].store(entry(hash, slot), Ordering::Release);
+                self.groups[at].0[i].store(entry(slot), Ordering::Release);
                 ctrl.store(with_byte(word, i, ctrl_of(hash)), Ordering::Release);
                 return byte_at(word, i) == CTRL_TOMB;
             }
@@ -488,7 +483,7 @@ impl Table {
             if let Some(i) = group
                 .0
                 .iter()
-                .position(|e| e.load(Ordering::Relaxed) as u32 == want)
+                .position(|e| e.load(Ordering::Relaxed) == want)
             {
                 // A group that has no empty entry must not gain one (see
                 // the module's doc): probes for later keys pass through it.
@@ -496,7 +491,7 @@ impl Table {
                 let word = ctrl.load(Ordering::Relaxed);
                 let tomb = !has_empty(word);
                 let (value, byte) = if tomb {
-                    (u64::from(TOMB), CTRL_TOMB)
+                    (TOMB, CTRL_TOMB)
                 } else {
                     (EMPTY, CTRL_EMPTY)
                 };
@@ -516,19 +511,14 @@ impl Table {
     }
 
     /// A copy of this table's live entries in a table of `groups` groups,
-    /// without tombstones. Caller holds the shard lock and publishes the
-    /// copy with `Release`.
-    pub(crate) fn rebuilt(&self, groups: usize) -> Self {
+    /// without tombstones; `tag` gives the tag of the node in a slot (its
+    /// `hash`). Caller holds the shard lock and publishes the copy with
+    /// `Release`.
+    pub(crate) fn rebuilt(&self, groups: usize, tag: impl Fn(u32) -> u32) -> Self {
         let new = Self::new(groups);
-        for group in self.groups.iter() {
-            for e in &group.0 {
-                let cur = e.load(Ordering::Relaxed);
-                if let Some(slot) = slot_of(cur) {
-                    let tag = (cur >> 32) as u32;
-                    new.insert(tag, slot);
-                }
-            }
-        }
+        self.for_each(|slot| {
+            new.insert(tag(slot), slot);
+        });
         new
     }
 
@@ -609,7 +599,7 @@ mod tests {
         for slot in [1, 2, 3] {
             t.remove(tag + slot, slot);
         }
-        let r = t.rebuilt(5);
+        let r = t.rebuilt(5, |slot| tag + slot);
         assert_eq!(r.groups(), 5);
         let mut live = slots(&r);
         live.sort_unstable();
@@ -619,16 +609,17 @@ mod tests {
         }
     }
 
-    /// Every control byte says what its entry is.
-    fn assert_mirrored(t: &Table) {
+    /// Every control byte says what its entry is; `tag_of` gives the tag
+    /// each slot was entered under.
+    fn assert_mirrored(t: &Table, tag_of: impl Fn(u32) -> u32) {
         for (g, group) in t.groups.iter().enumerate() {
             let word = t.ctrl[g].load(Ordering::Relaxed);
             for (i, e) in group.0.iter().enumerate() {
                 let e = e.load(Ordering::Relaxed);
-                let want = match e as u32 {
-                    0 => CTRL_EMPTY,
-                    TOMB => CTRL_TOMB,
-                    _ => ctrl_of((e >> 32) as u32),
+                let want = match slot_of(e) {
+                    None if e == EMPTY => CTRL_EMPTY,
+                    None => CTRL_TOMB,
+                    Some(slot) => ctrl_of(tag_of(slot)),
                 };
                 assert_eq!(byte_at(word, i), want, "group {g} entry {i}");
             }
@@ -673,17 +664,18 @@ mod tests {
     fn control_words_follow_inserts_removes_and_rebuilds() {
         let t = Table::new(2);
         let tag = tag_in(0, 2, 0);
+        let tag_of = |slot| tag + slot * 37;
         for slot in 0..12 {
-            t.insert(tag + slot * 37, slot);
-            assert_mirrored(&t);
+            t.insert(tag_of(slot), slot);
+            assert_mirrored(&t, tag_of);
         }
         for slot in [0, 3, 9, 11] {
-            t.remove(tag + slot * 37, slot);
-            assert_mirrored(&t);
+            t.remove(tag_of(slot), slot);
+            assert_mirrored(&t, tag_of);
         }
-        t.insert(tag + 500, 20);
-        assert_mirrored(&t);
-        assert_mirrored(&t.rebuilt(4));
+        t.insert(tag_of(20), 20);
+        assert_mirrored(&t, tag_of);
+        assert_mirrored(&t.rebuilt(4, tag_of), tag_of);
     }
 
     #[test]

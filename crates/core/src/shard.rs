@@ -638,7 +638,12 @@ where
         let want = Table::groups_for(self.st.len + 1);
         let groups = if want > now { want.max(now * 2) } else { now };
         let guard = self.guard;
-        let new = self.table.rebuilt(groups);
+        let arena = &self.st.arena;
+        let new = self.table.rebuilt(groups, |slot| {
+            // SAFETY: the index names only live nodes, and this runs under
+            // the shard lock.
+            unsafe { arena.get(slot) }.hash
+        });
         // Release: publishes the new table and its entries to readers.
         let old = self
             .shard
