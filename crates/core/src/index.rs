@@ -163,9 +163,12 @@ impl<K, V> Node<K, V> {
     pub(crate) fn replace(&self, value: Arc<V>, deadline: u64) -> Arc<V> {
         let old = self.deadline.load(Ordering::Relaxed);
         self.deadline.store(old.min(deadline), Ordering::Release);
-        let p = self
-            .value
-            .swap(Arc::into_raw(value).cast_mut(), Ordering::AcqRel);
+        // A load and a store, not a swap: only the lock's holder writes the
+        // value, so nothing can come between them, and a locked
+        // read-modify-write would cost a write its slowest instruction.
+        let p = self.value.load(Ordering::Relaxed);
+        self.value
+            .store(Arc::into_raw(value).cast_mut(), Ordering::Release);
         self.deadline.store(deadline, Ordering::Release);
         // SAFETY: `p` is from `Arc::into_raw`, and the node's count on it
         // passes to the returned handle.
