@@ -228,6 +228,18 @@ impl<K, V> Arena<K, V> {
         unsafe { self.nodes.get(slot) }
     }
 
+    /// Starts loading the node in `slot` into cache (see
+    /// [`prefetch`](crate::sync::prefetch)); nothing for a slot never
+    /// handed out.
+    #[inline]
+    pub(crate) fn prefetch(&self, slot: u32) {
+        if slot < self.len {
+            // SAFETY: every slot below `len` was handed out, so its segment
+            // is allocated, as this arena's owner (the lock's holder) sees.
+            crate::sync::prefetch(unsafe { self.nodes.at(slot) });
+        }
+    }
+
     /// A free slot, and whether it is new (never used before).
     pub(crate) fn alloc(&mut self) -> (u32, bool) {
         if self.free.is_empty() {

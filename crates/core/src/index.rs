@@ -43,7 +43,7 @@ use std::borrow::Borrow;
 
 use crate::arena::Nodes;
 use crate::sync::epoch::Guard;
-use crate::sync::{Arc, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{prefetch, Arc, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// One cache entry as readers see it. Nodes live in the shard's arena
 /// (see `arena`), so a node's address is fixed from the insert that places
@@ -283,21 +283,6 @@ fn with_byte(word: u64, i: usize, byte: u8) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// Starts loading `group`'s line into cache without waiting for it.
-#[inline]
-fn prefetch(group: &Group) {
-    #[cfg(all(target_arch = "x86_64", not(loom)))]
-    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch only
-    // hints: it reads nothing into the program and faults on no address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            std::ptr::from_ref(group).cast(),
-        );
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-    let _ = group;
-}
-
 /// The position of the lowest byte whose top bit `bits` shows.
 #[inline]
 fn lowest(bits: u64) -> usize {
@@ -403,7 +388,7 @@ impl Table {
         let mut at = self.home(tag);
         // A hit reads an entry of this group (almost always): start its
         // line on the way while the control word is read.
-        prefetch(&self.groups[at]);
+        prefetch(std::ptr::from_ref(&self.groups[at]));
         for _ in 0..self.groups.len() {
             // Acquire pairs with the Release store of the byte, so the
             // entry it stands for is there.

@@ -112,6 +112,15 @@ impl Lru {
         }
     }
 
+    /// Starts loading `slot`'s links into cache (see
+    /// [`prefetch`](crate::sync::prefetch)).
+    #[inline]
+    pub(crate) fn prefetch(&self, slot: u32) {
+        if let Some(link) = self.links.get((slot + 1) as usize) {
+            crate::sync::prefetch(link);
+        }
+    }
+
     /// The least recently placed slot.
     pub(crate) fn tail(&self) -> Option<u32> {
         let tail = self.links[HEAD as usize].prev;

@@ -286,6 +286,7 @@ where
         let Ctx { config, guard, now } = ctx;
         let mut w = self.begin(config, guard);
         w.maintain(now);
+        w.prefetch_victim();
         let existing = w.live(hash, &key, now);
         let approved = match existing {
             Some(n) => n.with_value(|v| decide(Some(v))),
@@ -602,6 +603,20 @@ where
         // shard lock, so no new reader can reach it; readers that hold it
         // are pinned, and the collector waits for them.
         st.arena.retire(node.node, node.slot, self.guard);
+    }
+
+    /// On a full shard, starts loading the node and links of the entry an
+    /// insert of a new key would evict, so those misses overlap the
+    /// lookup of the key instead of following it.
+    #[inline]
+    fn prefetch_victim(&self) {
+        let st = &*self.st;
+        if st.len >= st.capacity {
+            if let Some(slot) = st.lru.tail() {
+                st.arena.prefetch(slot);
+                st.lru.prefetch(slot);
+            }
+        }
     }
 
     /// Evicts least recently used entries until the shard is within bounds.

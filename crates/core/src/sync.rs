@@ -23,6 +23,21 @@ pub(crate) use std::sync::{
 
 pub(crate) use crossbeam_epoch as epoch;
 
+/// Starts loading the cache line at `p` without waiting for it. A hint:
+/// it reads nothing into the program, and any address is allowed. Nothing
+/// under loom, whose model has no caches.
+#[inline]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch neither
+    // faults nor changes memory, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = p;
+}
+
 /// The number of a thread that has given its number back (it is exiting):
 /// it records through the shared stripes (see `access`).
 pub(crate) const RETIRED: usize = usize::MAX;
