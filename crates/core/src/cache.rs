@@ -145,8 +145,9 @@ where
     /// The live value for `key`, if any.
     ///
     /// Lock-free and allocation-free: an epoch pin, atomic loads of one
-    /// index group (a line of eight tagged entries) and of the node a
-    /// matching tag names, a clock read if that entry has a deadline, and
+    /// index group's control word (a byte of hash per entry), of the
+    /// entries whose byte matches and of the nodes they name, a clock read
+    /// if the entry found has a deadline, and
     /// on a hit the value's refcount and an access record for the LRU. An
     /// expired entry is a miss at once (under [`Expiry::OnFlush`], once a
     /// flush has swept it).
