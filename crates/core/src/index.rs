@@ -1,6 +1,7 @@
 //! A shard's hash index: an open-addressed table of 32-bit entries, each
-//! an arena slot, in groups of eight (half a cache line). Readers probe it with atomic loads under an epoch guard; writers
-//! change it under the shard lock.
+//! an arena slot, in groups of eight (half a cache line). Readers probe it
+//! with atomic loads under an epoch guard; writers change it under the
+//! shard lock.
 //!
 //! Beside each group is a control word, one byte per entry (seven bits of
 //! its tag, or empty, or tombstone), and the control words of a table are
@@ -12,10 +13,10 @@
 //! hit touches one entry and one node.
 //!
 //! An entry is `slot + 1`, `0` is an empty entry and `u32::MAX` a removed
-//! one (a *tombstone*). A key's *tag* is the low half of its hash: it picks
-//! the key's home group, and its low seven bits go in the control byte. Groups are probed in
-//! order from the key's own until the key is found or a group with an empty
-//! entry ends the search. A group's control word says the same of its
+//! one (a *tombstone*). A key's *tag* is the low half of its hash: it
+//! picks the key's home group, and its low seven bits go in the control
+//! byte. Groups are probed in order from the key's own until the key is
+//! found or a group with an empty entry ends the search. A group's control word says the same of its
 //! entries as the entries do, except for a moment inside a writer's store
 //! (see `Table::ctrl`), so everything below holds of either.
 //!
@@ -33,9 +34,9 @@
 //! So a key present through a whole lookup sits in one entry, and every
 //! group before it lacks empty entries throughout: the lookup reaches it.
 //!
-//! Publication: a writer fills a node, then stores its entry with
-//! `Release`; readers load entries with `Acquire`, so a node they reach is
-//! fully initialised. Removed nodes and replaced tables are retired to the
+//! Publication: a writer fills a node, then stores its entry and then the
+//! entry's control byte, each with `Release`; readers load control words
+//! and entries with `Acquire`, so a node they reach is fully initialised. Removed nodes and replaced tables are retired to the
 //! epoch collector: a table is freed, and a node's slot returned to the
 //! shard's arena, once no pinned reader can hold them.
 
