@@ -667,6 +667,88 @@ mod tests {
         assert_mirrored(&t.rebuilt(4, tag_of), tag_of);
     }
 
+    /// One step of the table's property test: enter a slot (under tag
+    /// `tag` picked from a few, so keys crowd into few groups), remove the
+    /// `n`th live slot, or rebuild into a number of groups.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Insert(u32),
+        Remove(usize),
+        Rebuild(usize),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0u32..6).prop_map(Step::Insert),
+            3 => any::<usize>().prop_map(Step::Remove),
+            1 => (1usize..5).prop_map(Step::Rebuild),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a plain map of live slots to tags: whatever the order of
+        /// inserts, removes (tombstones included) and rebuilds, every live
+        /// slot is found along its probe, no removed one is, the table
+        /// lists exactly the live slots, and every control byte says what
+        /// its entry is.
+        #[test]
+        fn the_table_matches_a_map_of_live_slots(
+            steps in proptest::collection::vec(step(), 1..120),
+        ) {
+            use std::collections::BTreeMap;
+            let mut t = Table::new(2);
+            let mut live: BTreeMap<u32, u32> = BTreeMap::new();
+            let mut gone = Vec::new();
+            let mut next = 0u32;
+            let mut tombs = 0usize;
+            // Few distinct tags, spread over both halves of the hash range.
+            let tag_of = |k: u32| k.wrapping_mul(0x9e37_79b9) | (k & 1);
+            for s in steps {
+                match s {
+                    Step::Insert(k) => {
+                        // Room as the shard keeps it: rebuild before the
+                        // table would pass its bound.
+                        if live.len() + tombs + 1 > t.max_used() {
+                            let groups = Table::groups_for(live.len() + 1).max(t.groups());
+                            t = t.rebuilt(groups, |slot| live[&slot]);
+                            tombs = 0;
+                        }
+                        if t.insert(tag_of(k), next) {
+                            tombs -= 1;
+                        }
+                        live.insert(next, tag_of(k));
+                        next += 1;
+                    }
+                    Step::Remove(n) if !live.is_empty() => {
+                        let slot = *live.keys().nth(n % live.len()).unwrap();
+                        let tag = live.remove(&slot).unwrap();
+                        if t.remove(tag, slot) {
+                            tombs += 1;
+                        }
+                        gone.push((slot, tag));
+                    }
+                    Step::Remove(_) => {}
+                    Step::Rebuild(extra) => {
+                        let groups = Table::groups_for(live.len()) + extra;
+                        t = t.rebuilt(groups, |slot| live[&slot]);
+                        tombs = 0;
+                    }
+                }
+                assert_mirrored(&t, |slot| live[&slot]);
+                for (&slot, &tag) in &live {
+                    proptest::prop_assert!(t.position(tag, slot).is_some(), "slot {} lost", slot);
+                }
+                for &(slot, tag) in &gone {
+                    proptest::prop_assert!(t.position(tag, slot).is_none(), "slot {} kept", slot);
+                }
+                let mut listed = slots(&t);
+                listed.sort_unstable();
+                proptest::prop_assert_eq!(listed, live.keys().copied().collect::<Vec<_>>());
+            }
+        }
+    }
+
     #[test]
     fn sizing_leaves_room() {
         assert_eq!(Table::groups_for(0), 1);
