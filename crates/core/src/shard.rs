@@ -502,11 +502,21 @@ where
         let previous = old.replace(value, deadline);
         let st = &mut *self.st;
         st.lru.touch(old.slot, stamp, &st.arena);
-        if was != NEVER {
-            st.wheel.cancel(old.slot);
-        }
-        if deadline != NEVER {
-            st.wheel.schedule(old.slot, deadline);
+        match (was, deadline) {
+            (NEVER, NEVER) => {}
+            (NEVER, _) => st.wheel.schedule(old.slot, deadline),
+            (_, NEVER) => st.wheel.cancel(old.slot),
+            // A later deadline keeps the entry's place, which is due at or
+            // before the old one: when that place comes due, the sweep
+            // finds the deadline later and places the entry by it. So a
+            // session stored again and again moves in the wheel once per
+            // time-to-live at most, not at every store, and a store does
+            // not write its wheel neighbours' links.
+            _ if deadline >= was => {}
+            _ => {
+                st.wheel.cancel(old.slot);
+                st.wheel.schedule(old.slot, deadline);
+            }
         }
         if let Some(w) = st.weights.get_mut(old.slot as usize) {
             st.weight -= std::mem::take(w);

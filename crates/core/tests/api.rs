@@ -203,6 +203,54 @@ fn flush_expired_at_a_later_time() {
     assert!(c.get(&2).is_some());
 }
 
+/// A store again keeps the entry's place in the timing wheel when its
+/// deadline moves later (the sweep then re-places it): neither the old
+/// deadline nor the place's own time expires it; and a store with an
+/// earlier deadline moves it, so the sweep at that deadline finds it.
+#[test]
+fn a_store_again_expires_by_its_new_deadline_later_or_earlier() {
+    let (c, clock, log) = logged(10);
+    c.insert_with_ttl(1, Arc::new(10), Duration::from_secs(10));
+    c.insert_with_ttl(2, Arc::new(20), Duration::from_secs(600));
+    clock.advance(Duration::from_secs(5));
+    c.insert_with_ttl(1, Arc::new(11), Duration::from_secs(20)); // due at 25
+    c.insert_with_ttl(2, Arc::new(21), Duration::from_secs(10)); // due at 15
+    assert_eq!(
+        taken(&log),
+        vec![
+            (1, 10, RemovalCause::Replaced),
+            (2, 20, RemovalCause::Replaced)
+        ]
+    );
+    clock.set(Duration::from_secs(12));
+    c.flush_expired();
+    assert!(taken(&log).is_empty(), "the old deadline expired nothing");
+    assert_eq!(c.get(&1).as_deref(), Some(&11));
+    clock.set(Duration::from_secs(15));
+    c.flush_expired();
+    assert_eq!(taken(&log), vec![(2, 21, RemovalCause::Expired)]);
+    clock.set(Duration::from_secs(25) - Duration::from_nanos(1));
+    c.flush_expired();
+    assert!(taken(&log).is_empty(), "not before its new deadline");
+    clock.set(Duration::from_secs(25));
+    c.flush_expired();
+    assert_eq!(taken(&log), vec![(1, 11, RemovalCause::Expired)]);
+    assert!(c.is_empty());
+    // Stored again and again, a little later each time, an entry outlives
+    // every deadline but its last.
+    c.insert_with_ttl(3, Arc::new(30), Duration::from_secs(1));
+    for i in 0..50 {
+        clock.advance(Duration::from_millis(500));
+        c.insert_with_ttl(3, Arc::new(31 + i), Duration::from_secs(1));
+        c.flush_expired();
+        assert_eq!(c.get(&3).as_deref(), Some(&(31 + i)), "store {i}");
+    }
+    clock.advance(Duration::from_secs(1));
+    c.flush_expired();
+    assert_eq!(c.stats().expirations, 3);
+    assert!(c.is_empty());
+}
+
 #[test]
 fn odd_durations_do_not_panic() {
     let (c, clock, _) = logged(10);
