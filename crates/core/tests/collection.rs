@@ -1,7 +1,7 @@
-//! Writers free what they replace themselves: a workload of nothing but
-//! stores to one present key must not leave its old values piling up
-//! until some reader's pin collects them. (Alone in its test binary, so
-//! no other test's pins hold the epoch back.)
+//! Writers free what they replace and evict themselves: a workload of
+//! nothing but stores must not leave its old values piling up until some
+//! reader's pin collects them. (Alone in its test binary, so no other
+//! test's pins hold the epoch back.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,4 +36,34 @@ fn replaced_values_are_freed_by_the_writers_that_replace_them() {
     drop(cache);
     // The value still stored goes with the cache, at once.
     assert!(drops.load(Ordering::SeqCst) > freed);
+}
+
+#[test]
+fn evicted_values_are_freed_by_the_writers_that_evict_them() {
+    const CAPACITY: u32 = 16;
+    const STORES: u32 = 112;
+    let drops = std::sync::Arc::new(AtomicU64::new(0));
+    let cache: Cache<u32, Counted> = Cache::builder()
+        .capacity(CAPACITY as usize)
+        .shards(1)
+        .build()
+        .unwrap();
+    for k in 0..STORES {
+        cache.insert(k, Arc::new(Counted(drops.clone())));
+    }
+    // As above, fewer than 128 pins: the evicted nodes were collected by
+    // the writers.
+    let evicted = u64::from(STORES - CAPACITY);
+    let freed = drops.load(Ordering::SeqCst);
+    assert!(
+        freed >= evicted / 2,
+        "only {freed} of {evicted} evicted values freed"
+    );
+    drop(cache);
+    // The live values go with the cache, at once.
+    let at_drop = drops.load(Ordering::SeqCst) - freed;
+    assert!(
+        at_drop >= u64::from(CAPACITY),
+        "{at_drop} dropped with the cache"
+    );
 }
