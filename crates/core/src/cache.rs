@@ -165,21 +165,46 @@ where
     /// Stores `value` under `key` with the default time-to-live and returns
     /// the live value it replaced.
     pub fn insert(&self, key: K, value: Arc<V>) -> Option<Arc<V>> {
-        self.insert_inner(key, value, self.ttl, |_| true)
+        self.insert_inner(key, value, self.ttl, true, |_| true)
             .unwrap_or(None)
     }
 
     /// Stores `value` under `key`, expiring after `ttl`, and returns the live
     /// value it replaced.
     pub fn insert_with_ttl(&self, key: K, value: Arc<V>, ttl: Duration) -> Option<Arc<V>> {
-        self.insert_inner(key, value, duration_to_nanos(ttl), |_| true)
+        self.insert_inner(key, value, duration_to_nanos(ttl), true, |_| true)
             .unwrap_or(None)
+    }
+
+    /// Stores `value` under `key` with the default time-to-live, like
+    /// [`insert`](Self::insert), but without handing back the value it
+    /// replaced: a store that would drop that handle at once saves the two
+    /// updates of its reference count. The removal listener still hears of
+    /// it, as `Replaced`.
+    ///
+    /// ```
+    /// use tlscache_core::{Arc, Cache};
+    ///
+    /// let cache: Cache<u32, &str> = Cache::new(100)?;
+    /// cache.put(1, Arc::new("first"));
+    /// cache.put(1, Arc::new("second"));
+    /// assert_eq!(cache.get(&1).as_deref(), Some(&"second"));
+    /// # Ok::<(), tlscache_core::BuildError>(())
+    /// ```
+    pub fn put(&self, key: K, value: Arc<V>) {
+        let _ = self.insert_inner(key, value, self.ttl, false, |_| true);
+    }
+
+    /// [`put`](Self::put) with a time-to-live: stores `value` under `key`,
+    /// expiring after `ttl`, and hands nothing back.
+    pub fn put_with_ttl(&self, key: K, value: Arc<V>, ttl: Duration) {
+        let _ = self.insert_inner(key, value, duration_to_nanos(ttl), false, |_| true);
     }
 
     /// Stores `value` only if `key` has no live value; otherwise hands
     /// `value` back in `Err`.
     pub fn insert_if_absent(&self, key: K, value: Arc<V>) -> Result<(), Arc<V>> {
-        self.insert_inner(key, value, self.ttl, |existing| existing.is_none())
+        self.insert_inner(key, value, self.ttl, false, |existing| existing.is_none())
             .map(|_| ())
     }
 
@@ -202,7 +227,7 @@ where
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
         let ttl = ttl.map_or(self.ttl, duration_to_nanos);
-        self.insert_inner(key, value, ttl, decide)
+        self.insert_inner(key, value, ttl, true, decide)
     }
 
     /// [`insert_if`](Self::insert_if) with an absolute deadline on the
@@ -218,19 +243,23 @@ where
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
         let deadline = duration_to_nanos(deadline);
-        self.insert_at(key, value, deadline, self.expiry_now(), decide)
+        self.insert_at(key, value, deadline, self.expiry_now(), true, decide)
     }
 
+    /// `replaced` says whether the caller wants the replaced value back
+    /// (else `Ok` holds `None`, and no count is taken on it).
     fn insert_inner(
         &self,
         key: K,
         value: Arc<V>,
         ttl: u64,
+        replaced: bool,
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
         let now = self.now();
         let deadline = self.deadline(now, ttl);
-        self.insert_at(key, value, deadline, self.eager.then_some(now), decide)
+        let now = self.eager.then_some(now);
+        self.insert_at(key, value, deadline, now, replaced, decide)
     }
 
     fn insert_at(
@@ -239,6 +268,7 @@ where
         value: Arc<V>,
         deadline: u64,
         now: Option<u64>,
+        replaced: bool,
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
         let (hash, shard) = self.locate(&key);
@@ -248,7 +278,7 @@ where
             guard,
             now,
         };
-        shard.insert(ctx, hash, key, value, deadline, decide)
+        shard.insert(ctx, hash, key, value, deadline, replaced, decide)
     }
 
     /// Removes `key` and returns its live value.

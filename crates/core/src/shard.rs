@@ -271,9 +271,11 @@ where
     }
 
     /// Inserts `key` if `decide` approves of the live value it would
-    /// replace (`None` when absent). `Ok` holds the replaced value, `Err`
-    /// hands `value` back when `decide` said no. `decide` runs under the
-    /// shard lock, before anything changes.
+    /// replace (`None` when absent). `Ok` holds the replaced value if
+    /// `replaced` asks for it, `Err` hands `value` back when `decide` said
+    /// no. `decide` runs under the shard lock, before anything changes.
+    // One write's inputs, each used once; a struct would only be unpacked.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &self,
         ctx: Ctx<'_, K, V>,
@@ -281,6 +283,7 @@ where
         key: K,
         value: Arc<V>,
         deadline: u64,
+        replaced: bool,
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
         let Ctx { config, guard, now } = ctx;
@@ -297,7 +300,7 @@ where
             return Err(value);
         }
         let weight = config.weigh(&key, &value);
-        let previous = existing.map(|n| n.value());
+        let previous = existing.filter(|_| replaced).map(|n| n.value());
         if weight > w.st.max_weight {
             // Heavier than the whole shard: it would only flush the shard
             // and then go itself, so it goes at once.

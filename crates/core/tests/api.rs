@@ -148,6 +148,35 @@ fn exact_lru_survives_more_reads_than_the_read_buffer_holds() {
 }
 
 #[test]
+fn put_stores_and_reports_the_replaced_value_without_handing_it_back() {
+    let (c, clock, log) = logged(10);
+    c.put(1, Arc::new(10));
+    c.put(1, Arc::new(11));
+    assert_eq!(c.get(&1).as_deref(), Some(&11));
+    assert_eq!(taken(&log), vec![(1, 10, RemovalCause::Replaced)]);
+    c.put_with_ttl(2, Arc::new(20), Duration::from_secs(5));
+    clock.advance(Duration::from_secs(5));
+    assert!(c.get(&2).is_none(), "expired at its time-to-live");
+    assert_eq!(c.len(), 2);
+    assert_eq!(c.stats().inserts, 3);
+    // The replaced value is not leaked: it is dropped once no reader can
+    // hold it.
+    let drops = std::sync::Arc::new(AtomicU64::new(0));
+    struct Tracked(std::sync::Arc<AtomicU64>);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let t: Cache<u32, Tracked> = Cache::builder().capacity(4).shards(1).build().unwrap();
+    t.put(1, Arc::new(Tracked(drops.clone())));
+    t.put(1, Arc::new(Tracked(drops.clone())));
+    assert_eq!(common::await_drops(&drops, 1), 1);
+    drop(t);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+}
+
+#[test]
 fn a_handle_outlives_eviction() {
     struct Tracked(std::sync::Arc<AtomicU64>);
     impl Drop for Tracked {

@@ -17,6 +17,8 @@ use tlscache_core::{Arc, Cache, ManualClock, RemovalCause};
 enum Op {
     Get(u8),
     Insert(u8, Option<u16>),
+    /// `put`/`put_with_ttl`: an insert that hands nothing back.
+    Put(u8, Option<u16>),
     InsertIfAbsent(u8),
     /// `insert_if` with the cached object itself: declined when present.
     AddSame(u8),
@@ -34,6 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => key.clone().prop_map(Op::Get),
         6 => (key.clone(), proptest::option::of(0u16..50)).prop_map(|(k, t)| Op::Insert(k, t)),
+        2 => (key.clone(), proptest::option::of(0u16..50)).prop_map(|(k, t)| Op::Put(k, t)),
         2 => key.clone().prop_map(Op::InsertIfAbsent),
         2 => key.clone().prop_map(Op::AddSame),
         2 => key.clone().prop_map(Op::Remove),
@@ -170,6 +173,19 @@ fn run(ops: Vec<Op>, shards: usize, capacity: Option<usize>) -> Result<(), TestC
                 .map(|v| *v);
                 model.sweep();
                 want = model.insert(k, next_value, ttl);
+            }
+            Op::Put(k, ttl) => {
+                next_value += 1;
+                let v = Arc::new(next_value);
+                objects.insert(k, v.clone());
+                match ttl {
+                    Some(t) => cache.put_with_ttl(k, v, ms(t.into())),
+                    None => cache.put(k, v),
+                }
+                got = None;
+                model.sweep();
+                model.insert(k, next_value, ttl);
+                want = None;
             }
             Op::InsertIfAbsent(k) => {
                 next_value += 1;

@@ -114,7 +114,7 @@ impl Engine for Core {
         self.0.take(id).is_some()
     }
     fn store(&self, id: SessionId, state: &State, timeout: Duration) {
-        self.0.insert_with_ttl(id, Arc::clone(state), timeout);
+        self.0.put_with_ttl(id, Arc::clone(state), timeout);
     }
     fn sessions(&self) -> Option<u64> {
         Some(self.0.len())

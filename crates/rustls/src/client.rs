@@ -58,7 +58,7 @@ fn peer(server_name: &ServerName<'_>) -> PeerKey {
 
 impl ClientSessionStore for ClientStore {
     fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
-        self.kx_hints.insert(server_name, Arc::new(group));
+        self.kx_hints.put(server_name, Arc::new(group));
     }
 
     fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
@@ -68,7 +68,7 @@ impl ClientSessionStore for ClientStore {
     }
 
     fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
-        self.tls12.insert(server_name, Arc::new(value));
+        self.tls12.put(server_name, Arc::new(value));
     }
 
     fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
