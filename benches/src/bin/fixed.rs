@@ -10,7 +10,11 @@
 //!   capacity 100k (the suite's `mix/zipf/100k`);
 //! - `hit`: lookups of zipf ids over 100k resident keys, capacity 200k;
 //! - `miss`: lookups of zipf ids over 100k absent keys, capacity 100k, full;
-//! - `insert`: stores of zipf ids over 200k keys, capacity 100k.
+//! - `insert`: stores of zipf ids over 200k keys, capacity 100k;
+//! - `hit_small`, `insert_small`, `mix_small`: `hit`, `insert` and `mix`
+//!   over 1k keys (`mix_small`: 2k keys, capacity 1k), whose entries stay
+//!   in the core's caches: what an operation costs in instructions and
+//!   synchronisation, apart from memory misses.
 //!
 //! Every thread first runs 2^20 operations of its stream untimed, then
 //! OPS timed ones.
@@ -27,7 +31,7 @@ const STREAM: usize = 1 << 20;
 fn usage() -> String {
     let names: Vec<_> = EngineKind::ALL.iter().map(|k| label(*k)).collect();
     format!(
-        "usage: fixed <{}> <mix|hit|miss|insert> THREADS OPS",
+        "usage: fixed <{}> <mix|hit|miss|insert>[_small] THREADS OPS",
         names.join("|")
     )
 }
@@ -56,6 +60,14 @@ fn workload(work: &str, threads: usize) -> Option<(usize, Vec<Vec<Op>>)> {
         // Keys past the first 100k are never stored.
         "miss" => (100_000, each(100_000, &|k| Op::Get(k + 100_000))),
         "insert" => (100_000, each(200_000, &Op::Store)),
+        "hit_small" => (200_000, each(1_000, &Op::Get)),
+        "insert_small" => (100_000, each(1_000, &Op::Store)),
+        "mix_small" => (
+            1_000,
+            (7..7 + threads as u64)
+                .map(|s| ops(STREAM, 2_000, Dist::Zipf, Mix { get: 90, store: 9 }, s))
+                .collect(),
+        ),
         _ => return None,
     })
 }
