@@ -34,6 +34,15 @@ fn taken(log: &Log) -> Vec<(u32, u32, RemovalCause)> {
     std::mem::take(&mut *log.lock().unwrap())
 }
 
+/// A value that counts its drops.
+struct Tracked(std::sync::Arc<AtomicU64>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn insert_returns_the_replaced_value_and_reports_it() {
     let (c, _, log) = logged(10);
@@ -162,12 +171,6 @@ fn put_stores_and_reports_the_replaced_value_without_handing_it_back() {
     // The replaced value is not leaked: it is dropped once no reader can
     // hold it.
     let drops = std::sync::Arc::new(AtomicU64::new(0));
-    struct Tracked(std::sync::Arc<AtomicU64>);
-    impl Drop for Tracked {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     let t: Cache<u32, Tracked> = Cache::builder().capacity(4).shards(1).build().unwrap();
     t.put(1, Arc::new(Tracked(drops.clone())));
     t.put(1, Arc::new(Tracked(drops.clone())));
@@ -178,12 +181,6 @@ fn put_stores_and_reports_the_replaced_value_without_handing_it_back() {
 
 #[test]
 fn a_handle_outlives_eviction() {
-    struct Tracked(std::sync::Arc<AtomicU64>);
-    impl Drop for Tracked {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     let drops = std::sync::Arc::new(AtomicU64::new(0));
     let c: Cache<u32, Tracked> = Cache::builder().capacity(1).shards(1).build().unwrap();
     c.insert(1, Arc::new(Tracked(drops.clone())));
