@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::Counted;
 use tlscache_core::{
     Arc, BuildError, Cache, Clock, CoarseClock, Expiry, ManualClock, MonotonicClock, RemovalCause,
 };
@@ -32,15 +33,6 @@ fn logged(capacity: usize) -> (Cache<u32, u32>, ManualClock, Log) {
 
 fn taken(log: &Log) -> Vec<(u32, u32, RemovalCause)> {
     std::mem::take(&mut *log.lock().unwrap())
-}
-
-/// A value that counts its drops.
-struct Tracked(std::sync::Arc<AtomicU64>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 #[test]
@@ -171,9 +163,9 @@ fn put_stores_and_reports_the_replaced_value_without_handing_it_back() {
     // The replaced value is not leaked: it is dropped once no reader can
     // hold it.
     let drops = std::sync::Arc::new(AtomicU64::new(0));
-    let t: Cache<u32, Tracked> = Cache::builder().capacity(4).shards(1).build().unwrap();
-    t.put(1, Arc::new(Tracked(drops.clone())));
-    t.put(1, Arc::new(Tracked(drops.clone())));
+    let t: Cache<u32, Counted> = Cache::builder().capacity(4).shards(1).build().unwrap();
+    t.put(1, Arc::new(Counted(drops.clone())));
+    t.put(1, Arc::new(Counted(drops.clone())));
     assert_eq!(common::await_drops(&drops, 1), 1);
     drop(t);
     assert_eq!(drops.load(Ordering::SeqCst), 2);
@@ -182,10 +174,10 @@ fn put_stores_and_reports_the_replaced_value_without_handing_it_back() {
 #[test]
 fn a_handle_outlives_eviction() {
     let drops = std::sync::Arc::new(AtomicU64::new(0));
-    let c: Cache<u32, Tracked> = Cache::builder().capacity(1).shards(1).build().unwrap();
-    c.insert(1, Arc::new(Tracked(drops.clone())));
+    let c: Cache<u32, Counted> = Cache::builder().capacity(1).shards(1).build().unwrap();
+    c.insert(1, Arc::new(Counted(drops.clone())));
     let held = c.get(&1).unwrap();
-    c.insert(2, Arc::new(Tracked(drops.clone())));
+    c.insert(2, Arc::new(Counted(drops.clone())));
     assert!(c.get(&1).is_none(), "evicted");
     drop(c);
     assert_eq!(common::await_drops(&drops, 1), 1);

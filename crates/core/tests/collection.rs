@@ -3,17 +3,12 @@
 //! reader's pin collects them. (Alone in its test binary, so no other
 //! test's pins hold the epoch back.)
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::Counted;
 use tlscache_core::{Arc, Cache};
-
-struct Counted(std::sync::Arc<AtomicU64>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 #[test]
 fn replaced_values_are_freed_by_the_writers_that_replace_them() {

@@ -1,4 +1,6 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests. Each test binary uses a part
+//! of them.
+#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,4 +21,13 @@ pub fn await_drops(drops: &AtomicU64, want: u64) -> u64 {
     // A double drop would overshoot: give it a moment to show.
     crossbeam_epoch::pin().flush();
     drops.load(Ordering::SeqCst)
+}
+
+/// A value that counts its drops in a shared counter.
+pub struct Counted(pub std::sync::Arc<AtomicU64>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
