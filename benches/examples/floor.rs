@@ -42,6 +42,8 @@ use tlscache_core::{Arc, Cache, Clock, CoarseClock, MonotonicClock};
 
 type Key = [u8; 32];
 type Value = Arc<Vec<u8>>;
+/// The table whose buckets are the entries.
+type Inline = hashbrown::HashSet<Entry, ahash::RandomState>;
 
 /// Resident keys, as in the suite's baseline.
 const SIZE: usize = 100_000;
@@ -124,6 +126,20 @@ fn admit(e: &Entry, slot: u32, clock: Option<&impl Clock>, stripe: &Stripe) -> O
     Some(Arc::clone(&e.value))
 }
 
+/// A lookup of `key` in the inline table, pinned or not, judged by
+/// `clock` (none: not judged): whether it hit.
+#[inline(always)]
+fn on_inline(
+    table: &Inline,
+    key: &Key,
+    pin: bool,
+    clock: Option<&impl Clock>,
+    stripe: &Stripe,
+) -> bool {
+    let _guard = pin.then(crossbeam_epoch::pin);
+    black_box(table.get(key).and_then(|e| admit(e, 0, clock, stripe))).is_some()
+}
+
 fn parse(arg: Option<String>, default: usize) -> Result<usize, String> {
     arg.map_or(Ok(default), |a| {
         a.parse()
@@ -161,7 +177,7 @@ fn main() -> Result<(), String> {
 
     let mut map: hashbrown::HashMap<Key, Value, ahash::RandomState> =
         hashbrown::HashMap::with_capacity_and_hasher(2 * SIZE, ahash::RandomState::new());
-    let mut inline: hashbrown::HashSet<Entry, ahash::RandomState> =
+    let mut inline: Inline =
         hashbrown::HashSet::with_capacity_and_hasher(2 * SIZE, ahash::RandomState::new());
     let mut slots: hashbrown::HashMap<Key, u32, ahash::RandomState> =
         hashbrown::HashMap::with_capacity_and_hasher(2 * SIZE, ahash::RandomState::new());
@@ -186,31 +202,16 @@ fn main() -> Result<(), String> {
             black_box(inline.get(key(i)).map(|e| Arc::clone(&e.value))).is_some()
         }),
         ("inline", &|i| {
-            let _guard = crossbeam_epoch::pin();
-            let found = inline
-                .get(key(i))
-                .and_then(|e| admit(e, 0, Some(&clock), &stripe));
-            black_box(found).is_some()
+            on_inline(&inline, key(i), true, Some(&clock), &stripe)
         }),
         ("inline_tsc", &|i| {
-            let _guard = crossbeam_epoch::pin();
-            let found = inline
-                .get(key(i))
-                .and_then(|e| admit(e, 0, Some(&tsc), &stripe));
-            black_box(found).is_some()
+            on_inline(&inline, key(i), true, Some(&tsc), &stripe)
         }),
         ("inline_no_clock", &|i| {
-            let _guard = crossbeam_epoch::pin();
-            let found = inline
-                .get(key(i))
-                .and_then(|e| admit(e, 0, no_clock, &stripe));
-            black_box(found).is_some()
+            on_inline(&inline, key(i), true, no_clock, &stripe)
         }),
         ("inline_no_pin", &|i| {
-            let found = inline
-                .get(key(i))
-                .and_then(|e| admit(e, 0, Some(&clock), &stripe));
-            black_box(found).is_some()
+            on_inline(&inline, key(i), false, Some(&clock), &stripe)
         }),
         ("two_level", &|i| {
             let _guard = crossbeam_epoch::pin();
