@@ -85,8 +85,9 @@ fn lookups(cache: &Cache<u32, u64>) -> (u32, u32, u64) {
     (hits, misses, allocations() - before)
 }
 
-/// Stores, replaces and removes, so that the index was rebuilt and values
-/// and nodes were retired, then lets the epoch collector free all of it:
+/// Stores, replaces and removes, so that values and nodes were retired
+/// and the index holds tombstones, then lets the epoch collector free what
+/// was retired:
 /// the lookups that follow find no garbage pending (collecting it would
 /// have crossbeam-epoch seal a bag of its own, an allocation that is not
 /// the lookup's).
