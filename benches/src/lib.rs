@@ -117,6 +117,18 @@ pub fn ops(len: usize, keys: usize, dist: Dist, mix: Mix, seed: u64) -> Vec<Op> 
         .collect()
 }
 
+/// A stream of `len` operations over `keys` keys as TLS 1.3 stateful
+/// tickets make them: each connection takes one ticket and stores two new
+/// ones (rustls and OpenSSL issue two), so a third of the operations are
+/// takes and two thirds stores, every id drawn by `dist`. `len` is rounded
+/// down to whole connections.
+pub fn ticket_ops(len: usize, keys: usize, dist: Dist, seed: u64) -> Vec<Op> {
+    draws(len - len % 3, keys, dist, seed)
+        .chunks_exact(3)
+        .flat_map(|c| [Op::Take(c[0]), Op::Store(c[1]), Op::Store(c[2])])
+        .collect()
+}
+
 /// Runs `ops` against `engine`; returns the hits, so nothing is optimised out.
 pub fn run(engine: &dyn Engine, keys: &[Key], ops: &[Op], state: &State) -> u64 {
     let mut hits = 0;

@@ -11,6 +11,10 @@
 //! - `hit`: lookups of zipf ids over 100k resident keys, capacity 200k;
 //! - `miss`: lookups of zipf ids over 100k absent keys, capacity 100k, full;
 //! - `insert`: stores of zipf ids over 200k keys, capacity 100k;
+//! - `ticket`: TLS 1.3 stateful tickets, a connection at a time: take one
+//!   id, store two, each a zipf draw over 200k keys, capacity 100k (the
+//!   suite's `ticket/zipf/100k`); `ticket_uniform` the same with uniform
+//!   draws;
 //! - `hit_small`, `insert_small`, `mix_small`: `hit`, `insert` and `mix`
 //!   over 1k keys (`mix_small`: 2k keys, capacity 1k), whose entries stay
 //!   in the core's caches: what an operation costs in instructions and
@@ -22,7 +26,7 @@
 use std::process::ExitCode;
 
 use tlscache_benches::{
-    draws, fill, keys, label, ops, state, timed, Dist, EngineKind, Mix, Op, TTL,
+    draws, fill, keys, label, ops, state, ticket_ops, timed, Dist, EngineKind, Mix, Op, TTL,
 };
 
 /// Operations in each thread's stream (runs wrap around it).
@@ -31,7 +35,7 @@ const STREAM: usize = 1 << 20;
 fn usage() -> String {
     let names: Vec<_> = EngineKind::ALL.iter().map(|k| label(*k)).collect();
     format!(
-        "usage: fixed <{}> <mix|hit|miss|insert>[_small] THREADS OPS",
+        "usage: fixed <{}> <mix|hit|miss|insert>[_small]|ticket[_uniform] THREADS OPS",
         names.join("|")
     )
 }
@@ -49,6 +53,11 @@ fn workload(work: &str, threads: usize) -> Option<(usize, Vec<Vec<Op>>)> {
             })
             .collect()
     };
+    let tickets = |dist: Dist| -> Vec<Vec<Op>> {
+        (7..7 + threads as u64)
+            .map(|seed| ticket_ops(STREAM, 200_000, dist, seed))
+            .collect()
+    };
     Some(match work {
         "mix" => (
             100_000,
@@ -60,6 +69,14 @@ fn workload(work: &str, threads: usize) -> Option<(usize, Vec<Vec<Op>>)> {
         // Keys past the first 100k are never stored.
         "miss" => (100_000, each(100_000, &|k| Op::Get(k + 100_000))),
         "insert" => (100_000, each(200_000, &Op::Store)),
+        "ticket" => (100_000, tickets(Dist::Zipf)),
+        "ticket_uniform" => (100_000, tickets(Dist::Uniform)),
+        "ticket_small" => (
+            1_000,
+            (7..7 + threads as u64)
+                .map(|seed| ticket_ops(STREAM, 2_000, Dist::Zipf, seed))
+                .collect(),
+        ),
         "hit_small" => (200_000, each(1_000, &Op::Get)),
         "insert_small" => (100_000, each(1_000, &Op::Store)),
         "mix_small" => (

@@ -7,9 +7,13 @@
 //! one bit-scan per level, so a sweep costs O(expired + entries cascaded),
 //! never O(entries) or O(ticks elapsed).
 //!
-//! A deadline already reached when it is scheduled (a zero time-to-live, a
-//! clock that stepped back) goes to a *due* list that the next `advance`
-//! empties first, so such an entry never holds its place for a tick.
+//! A deadline already reached when it is scheduled (at or before the time
+//! the wheel last swept to: a zero time-to-live, a clock that stepped
+//! back) goes to a *due* list that the next `advance` empties first, so
+//! such an entry never holds its place for a tick. An `advance` to no
+//! later time than the last, with the due list empty, has nothing to hand
+//! out and returns at once: a cache's writes between two moves of its
+//! clock pay no sweep.
 //!
 //! Every list is circular and doubly linked through one `links` vector: the
 //! first [`SENTINELS`] links are the list heads (one per slot, then the
@@ -56,6 +60,13 @@ pub(crate) struct Wheel {
     occupied: [u64; LEVELS],
     /// Every deadline at or before this tick has been handed out.
     elapsed: u64,
+    /// Every deadline at or before this nanosecond has been handed out or
+    /// waits in the due list: the latest time `advance` swept to (or the
+    /// start of the first tick). `place` sends a deadline at or before it
+    /// to the due list, so an `advance` to no later time with an empty due
+    /// list has nothing to hand out and returns at once: the writes that
+    /// run between two moves of the clock pay no sweep.
+    swept: u64,
 }
 
 impl Wheel {
@@ -66,6 +77,7 @@ impl Wheel {
             links,
             occupied: [0; LEVELS],
             elapsed: now_tick,
+            swept: now_tick.checked_shl(TICK_SHIFT).unwrap_or(u64::MAX),
         }
     }
 
@@ -115,6 +127,9 @@ impl Wheel {
         expired: &mut Vec<u32>,
         deadline_of: impl Fn(u32) -> u64,
     ) {
+        if now_nanos <= self.swept && self.links[DUE as usize].next == DUE {
+            return;
+        }
         let now = now_tick(now_nanos);
         let mut link = self.detach(DUE);
         while link != DUE {
@@ -124,8 +139,10 @@ impl Wheel {
                 self.links[link as usize].prev = UNLINKED;
                 expired.push(link - SENTINELS);
             } else {
-                // The clock stepped back behind the wheel: wait for it.
-                self.place(link, deadline, false);
+                // A sweep to a time before the last (the clock stepped
+                // back, or a flush at a past time): wait for the time, in
+                // the due list still if it is at or before `swept`.
+                self.place(link, deadline, true);
             }
             link = next;
         }
@@ -164,6 +181,7 @@ impl Wheel {
                 link = following;
             }
         }
+        self.swept = self.swept.max(now_nanos);
     }
 
     /// The occupied lists (wheel slots or overflow) whose start is tick `at`.
@@ -219,7 +237,9 @@ impl Wheel {
         let deadline = deadline_tick(deadline_nanos);
         let at = deadline.max(self.elapsed.saturating_add(1));
         let differs = at ^ self.elapsed;
-        let list = if may_be_due && deadline <= self.elapsed {
+        // `swept` is at or past the end of tick `elapsed`, so this also
+        // takes every deadline whose tick has been handed out.
+        let list = if may_be_due && deadline_nanos <= self.swept {
             DUE
         } else if differs >> SPAN_BITS != 0 {
             OVERFLOW
@@ -438,6 +458,84 @@ mod tests {
         // Across a level-1 block boundary too.
         assert!(drain_ns(&mut w, 64 * T).is_empty());
         assert_eq!(drain_ns(&mut w, 64 * T + 1), vec![2]);
+    }
+
+    #[test]
+    fn a_sweep_to_the_same_time_again_still_hands_out_what_came_since() {
+        let mut w = wheel(0);
+        w.grow(3);
+        assert!(drain_ns(&mut w, 5 * T + 100).is_empty());
+        // Already reached when scheduled, inside the current tick: the
+        // next sweep, to the same time, must hand it out.
+        w.schedule(0, 5 * T + 50);
+        // Later in the same tick: not yet.
+        w.schedule(1, 5 * T + 200);
+        assert_eq!(drain_ns(&mut w, 5 * T + 100), vec![0]);
+        assert!(drain_ns(&mut w, 5 * T + 100).is_empty());
+        assert_eq!(drain_ns(&mut w, 5 * T + 200), vec![1]);
+        // A sweep to an earlier time (a flush at a past time) hands out
+        // only what is due by it, and the next to the last time the rest.
+        w.schedule(2, 5 * T + 150);
+        assert!(drain_ns(&mut w, 5 * T + 120).is_empty());
+        assert_eq!(drain_ns(&mut w, 5 * T + 200), vec![2]);
+    }
+
+    /// Against a reference to the nanosecond: schedules, cancels and
+    /// sweeps interleaved, deadlines often inside the current tick or
+    /// already past, and sweeps often to the time of the last one.
+    #[test]
+    fn interleaved_nanosecond_sweeps_match_a_reference() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let n = 512u32;
+        let mut w = wheel(0);
+        w.grow(n as usize);
+        // `Some(deadline)` for each scheduled slot.
+        let mut live: Vec<Option<u64>> = vec![None; n as usize];
+        let mut now = 0u64;
+        for step in 0..20_000 {
+            let slot = (next() % u64::from(n)) as u32;
+            match next() % 4 {
+                0 | 1 => {
+                    if live[slot as usize].is_none() {
+                        // From a little in the past to a few ticks ahead.
+                        let d = (now + next() % (4 * T)).saturating_sub(T / 2);
+                        w.schedule(slot, d);
+                        live[slot as usize] = Some(d);
+                    }
+                }
+                2 => {
+                    w.cancel(slot);
+                    live[slot as usize] = None;
+                }
+                _ => {
+                    // Half the sweeps are to the same time again, and one
+                    // in eight to a time before it (a flush at a past time).
+                    let at = match next() % 8 {
+                        0 => now.saturating_sub(next() % T),
+                        1..=4 => now,
+                        _ => {
+                            now += next() % (2 * T);
+                            now
+                        }
+                    };
+                    let got = drain_ns(&mut w, at);
+                    let mut want: Vec<u32> = (0..n)
+                        .filter(|&s| live[s as usize].is_some_and(|d| d <= at))
+                        .collect();
+                    want.sort_unstable();
+                    assert_eq!(got, want, "step {step}, at {at} ns");
+                    for s in want {
+                        live[s as usize] = None;
+                    }
+                }
+            }
+        }
     }
 
     #[test]
