@@ -40,7 +40,7 @@ def met(ok):
 
 out = []
 rows = []
-for op in ["get_hit", "get_miss", "insert", "take", "mix"]:
+for op in ["get_hit", "get_miss", "insert", "take", "ticket", "mix"]:
     for dist in ["zipf", "uniform"]:
         for size in ["1k", "100k", "1M"]:
             group = f"{op}_{dist}_{size}"

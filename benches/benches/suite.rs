@@ -13,6 +13,8 @@
 //! - `insert`: stores over twice as many keys as the capacity (steady
 //!   eviction);
 //! - `take`: a take of a resident key and the store that puts it back;
+//! - `ticket`: TLS 1.3 stateful tickets, each connection a take and two
+//!   stores, every id drawn over twice as many keys as the capacity;
 //! - `mix`: 90% lookups, 9% stores, 1% takes over twice as many keys as
 //!   the capacity.
 //!
@@ -28,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tlscache_benches::{
-    draws, fill, keys, label, ops, quick, state, timed, Dist, EngineKind, Key, Mix, Op, ENGINES,
-    TTL,
+    draws, fill, keys, label, ops, quick, state, ticket_ops, timed, Dist, EngineKind, Key, Mix, Op,
+    ENGINES, TTL,
 };
 use tlscache_core::{Cache, ManualClock, MonotonicClock};
 
@@ -120,6 +122,15 @@ fn workloads(size: usize, dist: Dist, max_threads: usize) -> Vec<Workload> {
             prefill: resident.clone(),
             keys: resident,
             streams: streams(max_threads, &over(size, Op::TakeStore)),
+        },
+        Workload {
+            name: "ticket",
+            capacity: size,
+            prefill: space.clone(),
+            keys: space.clone(),
+            streams: streams(max_threads, &|seed| {
+                ticket_ops(STREAM, 2 * size, dist, seed)
+            }),
         },
         Workload {
             name: "mix",

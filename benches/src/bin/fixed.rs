@@ -15,8 +15,9 @@
 //!   id, store two, each a zipf draw over 200k keys, capacity 100k (the
 //!   suite's `ticket/zipf/100k`); `ticket_uniform` the same with uniform
 //!   draws;
-//! - `hit_small`, `insert_small`, `mix_small`: `hit`, `insert` and `mix`
-//!   over 1k keys (`mix_small`: 2k keys, capacity 1k), whose entries stay
+//! - `hit_small`, `insert_small`, `mix_small`, `ticket_small`: `hit`,
+//!   `insert`, `mix` and `ticket` over 1k keys (`mix_small` and
+//!   `ticket_small`: 2k keys, capacity 1k), whose entries stay
 //!   in the core's caches: what an operation costs in instructions and
 //!   synchronisation, apart from memory misses.
 //!

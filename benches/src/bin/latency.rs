@@ -1,19 +1,25 @@
-//! Latency of single lookups under the 90/9/1 zipf mix at 2 threads, per
-//! engine, through the load generator's `Engine` adapters: 100k capacity,
-//! 200k ids, every lookup timed with the TSC (quanta) into a histogram.
+//! Latency of single operations at 2 threads, per engine, through the
+//! load generator's `Engine` adapters: 100k capacity, 200k ids, every
+//! operation timed with the TSC (quanta) into a histogram.
 //!
-//! `cargo run --release -p tlscache-benches --bin latency [--gets-only] [engine...]`
-//! (every engine by default; names as in `mem`). `--gets-only` runs
-//! lookups alone (100/0/0), to separate what writes do to reads.
+//! `cargo run --release -p tlscache-benches --bin latency [--gets-only | --tickets] [engine...]`
+//! (every engine by default; names as in `mem`). By default the workload
+//! is the 90/9/1 zipf mix; `--gets-only` runs lookups alone (100/0/0), to
+//! separate what writes do to reads; `--tickets` runs TLS 1.3 ticket
+//! traffic (each connection takes one id and stores two, zipf ids), the
+//! write-heavy case.
 //!
-//! Prints one line per engine: `name: p50 N ns, p99 N ns, p99.9 N ns`, and
-//! the timer's own cost (an empty timed region), which every figure
-//! includes.
+//! Prints per engine a line for its lookups, `name: p50 N ns, p99 N ns,
+//! p99.9 N ns` (none under `--tickets`, which makes no lookups), and one
+//! for its writes (stores and takes), `name writes: p50 …`; first, the
+//! timer's own cost (an empty timed region), which every figure includes.
 
 use std::sync::Barrier;
 
 use hdrhistogram::Histogram;
-use tlscache_benches::{fill, keys, label, ops, state, Dist, Engine, Mix, Op, ENGINES, TTL};
+use tlscache_benches::{
+    fill, keys, label, ops, state, ticket_ops, Dist, Engine, Mix, Op, ENGINES, TTL,
+};
 
 const CAPACITY: usize = 100_000;
 const KEYS: usize = 200_000;
@@ -24,51 +30,89 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid fixed bounds")
 }
 
-/// Runs each thread's stream, timing every lookup.
-fn measure(engine: &dyn Engine, keys: &[[u8; 32]], streams: &[Vec<Op>]) -> Histogram<u64> {
+/// Lookups' and writes' latencies.
+struct Latencies {
+    lookups: Histogram<u64>,
+    writes: Histogram<u64>,
+}
+
+/// Runs each thread's stream, timing every operation.
+fn measure(engine: &dyn Engine, keys: &[[u8; 32]], streams: &[Vec<Op>]) -> Latencies {
     let state = state(256);
     let clock = quanta::Clock::new();
     let start = Barrier::new(streams.len());
-    let mut all = histogram();
+    let mut all = Latencies {
+        lookups: histogram(),
+        writes: histogram(),
+    };
     std::thread::scope(|s| {
         let handles: Vec<_> = streams
             .iter()
             .map(|stream| {
                 let (clock, start, state) = (&clock, &start, &state);
                 s.spawn(move || {
-                    let mut h = histogram();
+                    let mut lookups = histogram();
+                    let mut writes = histogram();
                     start.wait();
                     for op in stream {
-                        match *op {
-                            Op::Get(k) => {
-                                let t0 = clock.raw();
-                                let hit = engine.lookup(&keys[k as usize]);
-                                let t1 = clock.raw();
-                                std::hint::black_box(hit);
-                                h.saturating_record(clock.delta_as_nanos(t0, t1));
+                        let t0 = clock.raw();
+                        let found = match *op {
+                            Op::Get(k) => engine.lookup(&keys[k as usize]),
+                            Op::Store(k) => {
+                                engine.store(keys[k as usize], state, TTL);
+                                false
                             }
-                            Op::Store(k) => engine.store(keys[k as usize], state, TTL),
-                            Op::Take(k) | Op::TakeStore(k) => {
-                                std::hint::black_box(engine.take(&keys[k as usize]));
-                            }
-                        }
+                            Op::Take(k) | Op::TakeStore(k) => engine.take(&keys[k as usize]),
+                        };
+                        let t1 = clock.raw();
+                        std::hint::black_box(found);
+                        let h = match op {
+                            Op::Get(_) => &mut lookups,
+                            _ => &mut writes,
+                        };
+                        h.saturating_record(clock.delta_as_nanos(t0, t1));
                     }
-                    h
+                    Latencies { lookups, writes }
                 })
             })
             .collect();
         for handle in handles {
-            all.add(handle.join().expect("a latency thread panicked"))
+            let got = handle.join().expect("a latency thread panicked");
+            all.lookups
+                .add(got.lookups)
                 .expect("histograms of one shape");
+            all.writes.add(got.writes).expect("histograms of one shape");
         }
     });
     all
 }
 
+/// `name: p50 N ns, p99 N ns, p99.9 N ns`.
+fn line(name: &str, h: &Histogram<u64>) -> String {
+    format!(
+        "{name}: p50 {} ns, p99 {} ns, p99.9 {} ns",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999)
+    )
+}
+
 fn main() {
     let mut chosen: Vec<String> = std::env::args().skip(1).collect();
     let gets_only = chosen.iter().any(|a| a == "--gets-only");
-    chosen.retain(|a| a != "--gets-only");
+    let tickets = chosen.iter().any(|a| a == "--tickets");
+    chosen.retain(|a| a != "--gets-only" && a != "--tickets");
+    if gets_only && tickets {
+        eprintln!("latency: --gets-only and --tickets exclude each other");
+        std::process::exit(2);
+    }
+    if let Some(unknown) = chosen
+        .iter()
+        .find(|c| !ENGINES.iter().any(|k| label(*k) == c.as_str()))
+    {
+        eprintln!("latency: unknown engine {unknown:?}");
+        std::process::exit(2);
+    }
     let mix = if gets_only {
         Mix { get: 100, store: 0 }
     } else {
@@ -76,7 +120,13 @@ fn main() {
     };
     let keys = keys(KEYS, 11);
     let streams: Vec<Vec<Op>> = (0..THREADS)
-        .map(|t| ops(OPS, KEYS, Dist::Zipf, mix, 400 + t))
+        .map(|t| {
+            if tickets {
+                ticket_ops(OPS, KEYS, Dist::Zipf, 400 + t)
+            } else {
+                ops(OPS, KEYS, Dist::Zipf, mix, 400 + t)
+            }
+        })
         .collect();
     let state = state(256);
     let clock = quanta::Clock::new();
@@ -99,12 +149,11 @@ fn main() {
         let engine = kind.build(CAPACITY, TTL).expect("a valid engine");
         fill(&*engine, &keys, &state);
         let h = measure(&*engine, &keys, &streams);
-        println!(
-            "{}: p50 {} ns, p99 {} ns, p99.9 {} ns",
-            label(kind),
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999)
-        );
+        if !h.lookups.is_empty() {
+            println!("{}", line(label(kind), &h.lookups));
+        }
+        if !h.writes.is_empty() {
+            println!("{}", line(&format!("{} writes", label(kind)), &h.writes));
+        }
     }
 }

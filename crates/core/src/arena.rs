@@ -8,16 +8,21 @@
 //! cache line, so a node of 64 bytes (a 32-byte key) sits on one line.
 //!
 //! A slot is reused only after the epoch collector has seen every reader
-//! that could hold its node unpin: a retired node is handed to
-//! [`Arena::retire`], which defers dropping its key and value and pushing
-//! its slot onto a lock-free stack of reclaimed slots. Writers take that
-//! whole stack at once (a swap, so the stack has no ABA problem) under the
-//! shard lock. The deferred call holds the arena's memory alive by
-//! reference count, so it may run after the shard is gone.
+//! that could hold its node unpin. The nodes a write retires, and the
+//! values it replaces in place, gather in a [`Batch`] under the shard
+//! lock, and the write hands the batch to the collector as one deferred
+//! call once it has released the lock. The call drops the nodes' keys and
+//! values and the replaced values, and pushes the batch, slots and all,
+//! onto a lock-free stack of reclaimed batches. Writers take that whole
+//! stack at once (a swap, so the stack has no ABA problem) under the shard
+//! lock, take free slots from the batches' lists without reading a node,
+//! and use the emptied batches again. The deferred call holds the arena's
+//! memory alive by reference count, so it may run after the shard is gone.
 //!
-//! Segments double (the first, then one as large as all before it), so a
-//! slot's segment is a bit count away and readers find any slot's node
-//! through a fixed directory of segment bases.
+//! So a write pays one deferred call and one count on the arena whatever
+//! it retired, and no walk over reclaimed nodes under the lock (a stack
+//! linked through the nodes themselves had put tens of microseconds into
+//! some writes).
 
 use std::alloc::{self, Layout};
 use std::ptr;
@@ -25,7 +30,7 @@ use std::ptr;
 use crate::index::Node;
 use crate::lru::ListStamps;
 use crate::sync::epoch::Guard;
-use crate::sync::{Arc, AtomicPtr, AtomicU32, Ordering};
+use crate::sync::{Arc, AtomicPtr, Ordering, UnsafeCell};
 
 /// Slots of the first segment at most, as a shift (a bounded shard's first
 /// segment holds its capacity when that is smaller).
@@ -39,8 +44,62 @@ const MIN_FIRST_SHIFT: u32 = 4;
 const SEGMENTS: usize = 33 - MIN_FIRST_SHIFT as usize;
 /// Segments are aligned to this, so 64-byte nodes never straddle lines.
 const LINE: usize = 64;
-/// The empty reclaimed stack.
-const EMPTY: u32 = 0;
+/// Emptied batches a shard keeps for reuse: more than the writes whose
+/// batches the collector holds at once in a steady flow, so that a write
+/// seldom allocates one.
+const SPARE_BATCHES: usize = 256;
+
+/// One write's retired nodes' slots and replaced values, freed together
+/// once no pinned reader can hold them. Filled under the shard lock; once
+/// handed over, owned by its deferred reclamation, then by the reclaimed
+/// stack, then by the writer that takes the stack.
+pub(crate) struct Batch<V> {
+    /// Reached only by the batch's owner of the moment. A cell that loom
+    /// checks: a batch passes between threads through the collector and
+    /// the reclaimed stack, and loom fails a model in which an owner's
+    /// accesses are not ordered after the previous owner's.
+    contents: UnsafeCell<Contents<V>>,
+}
+
+struct Contents<V> {
+    /// The next batch on the reclaimed stack.
+    next: *mut Batch<V>,
+    /// Slots of retired nodes, whose contents are dropped when the batch
+    /// is reclaimed; free slots once it is.
+    slots: Vec<u32>,
+    /// Values replaced in place, dropped when the batch is reclaimed.
+    values: Vec<Arc<V>>,
+}
+
+impl<V> Batch<V> {
+    fn new() -> Box<Self> {
+        Box::new(Self {
+            contents: UnsafeCell::new(Contents {
+                next: ptr::null_mut(),
+                slots: Vec::new(),
+                values: Vec::new(),
+            }),
+        })
+    }
+
+    /// Calls `f` on the contents. The caller owns the batch (see the type).
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut Contents<V>) -> R) -> R {
+        // SAFETY: one owner at a time reaches the contents (see the type),
+        // and `f` cannot reach this batch again.
+        self.contents.with_mut(|c| f(unsafe { &mut *c }))
+    }
+
+    /// Retirements gathered.
+    pub(crate) fn len(&self) -> usize {
+        self.with(|c| c.slots.len() + c.values.len())
+    }
+}
+
+// SAFETY: a batch is owned by one thread at a time (the lock's holder,
+// the deferred reclamation, or the writer that takes it off the stack);
+// `next` is a link only its owner follows, and the values are `Send`.
+unsafe impl<V: Send + Sync> Send for Batch<V> {}
 
 /// A shard's node memory, shared by its writers, its readers (who find a
 /// slot's node through the segment directory) and the deferred
@@ -55,9 +114,9 @@ pub(crate) struct Nodes<K, V> {
     /// base only after an index entry's `Acquire`, which orders it.
     segments: [AtomicPtr<Node<K, V>>; SEGMENTS],
     shift: u32,
-    /// Head of the reclaimed stack: slot + 1, or `EMPTY`. Each stacked
-    /// slot's node keeps the next link (slot + 1) in its `stamp`.
-    reclaimed: AtomicU32,
+    /// Head of the stack of reclaimed batches (null when empty), linked
+    /// through `Batch::next`.
+    reclaimed: AtomicPtr<Batch<V>>,
 }
 
 // SAFETY: the raw pointers are owned segments, freed once in `Drop`; the
@@ -118,29 +177,27 @@ impl<K, V> Nodes<K, V> {
         unsafe { &*self.at(slot) }
     }
 
-    /// Drops the contents of the retired node at `node`, in `slot`, and
-    /// stacks the slot for reuse.
+    /// Drops the contents of the retired nodes in `batch` and the values
+    /// it holds, and stacks it for its slots' reuse.
     ///
     /// # Safety
     ///
-    /// `node` is the initialised node in `slot` of this arena, which no
-    /// thread can reach any more, passed here once.
-    unsafe fn reclaim(&self, node: *mut Node<K, V>, slot: u32) {
-        // SAFETY: per the contract, this call owns the node's contents.
-        unsafe {
-            ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
-            (*node).release_value();
-        }
-        // SAFETY: the node's memory stays allocated while `self` lives.
-        let link = unsafe { &(*node).stamp };
+    /// `batch` was sealed from this arena, and no thread can reach its
+    /// nodes or values any more; passed here once.
+    unsafe fn reclaim(&self, batch: Box<Batch<V>>) {
+        // SAFETY: per the contract, this call owns the nodes' contents.
+        unsafe { self.drop_contents(&batch) };
+        batch.with(|c| c.values.clear());
+        let batch = Box::into_raw(batch);
         let mut head = self.reclaimed.load(Ordering::Relaxed);
         loop {
-            link.store(head, Ordering::Relaxed);
+            // SAFETY: `batch` is ours until the exchange below publishes it.
+            unsafe { &*batch }.with(|c| c.next = head);
             // Release: the writer that takes the stack (Acquire) sees the
-            // link and the dropped contents before it reuses the slot.
+            // batch's slots and the dropped contents before it reuses them.
             match self.reclaimed.compare_exchange_weak(
                 head,
-                slot + 1,
+                batch,
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
@@ -149,10 +206,39 @@ impl<K, V> Nodes<K, V> {
             }
         }
     }
+
+    /// Drops the key and value of every node in `batch`.
+    ///
+    /// # Safety
+    ///
+    /// Each slot in `batch` holds a retired node that no thread can reach
+    /// any more, whose contents have not been dropped.
+    unsafe fn drop_contents(&self, batch: &Batch<V>) {
+        batch.with(|c| {
+            for &slot in &c.slots {
+                // SAFETY: a retired slot's segment is allocated and stays
+                // so while `self` lives; per the contract its node is ours.
+                unsafe {
+                    let node = self.at(slot);
+                    ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
+                    (*node).release_value();
+                }
+            }
+        });
+    }
 }
 
 impl<K, V> Drop for Nodes<K, V> {
     fn drop(&mut self) {
+        // Acquire: pairs with the reclamations' Release pushes (the last
+        // count on the arena already orders them; loom checks this one).
+        let mut at = self.reclaimed.swap(ptr::null_mut(), Ordering::Acquire);
+        while !at.is_null() {
+            // SAFETY: stacked batches are owned by the stack, and nothing
+            // else is left to take them; their contents were dropped.
+            let batch = unsafe { Box::from_raw(at) };
+            at = batch.with(|c| c.next);
+        }
         for k in 0..SEGMENTS {
             let base = self.segments[k].load(Ordering::Relaxed);
             if !base.is_null() {
@@ -178,6 +264,12 @@ pub(crate) struct Arena<K, V> {
     len: u32,
     /// Slots free for reuse now.
     free: Vec<u32>,
+    /// The batch the write under way retires to.
+    retiring: Box<Batch<V>>,
+    /// Emptied batches, for reuse. Boxed: a batch's address is what the
+    /// collector and the reclaimed stack hold, and reuse keeps it.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Batch<V>>>,
 }
 
 impl<K, V> Arena<K, V> {
@@ -197,12 +289,14 @@ impl<K, V> Arena<K, V> {
             nodes: Arc::new(Nodes {
                 segments: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
                 shift,
-                reclaimed: AtomicU32::new(EMPTY),
+                reclaimed: AtomicPtr::new(ptr::null_mut()),
             }),
             segments: 0,
             room: 0,
             len: 0,
             free: Vec::new(),
+            retiring: Batch::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -256,17 +350,25 @@ impl<K, V> Arena<K, V> {
         (slot, true)
     }
 
-    /// Moves every reclaimed slot to the free list.
+    /// Moves every reclaimed slot to the free list and keeps the emptied
+    /// batches for reuse.
     fn take_reclaimed(&mut self) {
         // Acquire: pairs with each reclamation's Release push.
-        let mut at = self.nodes.reclaimed.swap(EMPTY, Ordering::Acquire);
-        while at != EMPTY {
-            let slot = at - 1;
-            self.free.push(slot);
-            // SAFETY: a stacked slot's segment is allocated (under this
-            // lock), and its node's `stamp` holds the next link, written
-            // before the push.
-            at = unsafe { &(*self.nodes.at(slot)).stamp }.load(Ordering::Relaxed);
+        let mut at = self
+            .nodes
+            .reclaimed
+            .swap(ptr::null_mut(), Ordering::Acquire);
+        while !at.is_null() {
+            // SAFETY: the swap made the stacked batches this writer's;
+            // each came from `Box::into_raw` in `reclaim`.
+            let batch = unsafe { Box::from_raw(at) };
+            at = batch.with(|c| {
+                self.free.append(&mut c.slots);
+                std::mem::replace(&mut c.next, ptr::null_mut())
+            });
+            if self.spare.len() < SPARE_BATCHES {
+                self.spare.push(batch);
+            }
         }
     }
 
@@ -299,26 +401,40 @@ impl<K, V> Arena<K, V> {
         }
     }
 
-    /// Retires `node`, the node in `slot`, already unreachable for new
-    /// readers: its contents are dropped and its slot freed once no pinned
-    /// reader can hold it.
-    pub(crate) fn retire(&self, node: &Node<K, V>, slot: u32, guard: &Guard)
-    where
-        K: Send + Sync + 'static,
-        V: Send + Sync + 'static,
-    {
-        let nodes = Arc::clone(&self.nodes);
-        // Three words with the `Arc`: crossbeam-epoch keeps the deferred
-        // call inline, without an allocation.
-        let node = Retired(ptr::from_ref(node).cast_mut(), slot);
-        // SAFETY (of the reclamation): the node is out of the index and the
-        // shard's lists, so after every thread pinned now has unpinned
-        // nobody can reach it; it is retired exactly once.
-        guard.defer(move || {
-            let node = node;
-            // SAFETY: see above.
-            unsafe { nodes.reclaim(node.0, node.1) }
-        });
+    /// Retires the node in `slot`, already unreachable for new readers:
+    /// its contents are dropped and its slot freed once the write's batch
+    /// is handed over and no reader pinned by then can hold it.
+    pub(crate) fn retire(&mut self, slot: u32) {
+        self.retiring.with(|c| c.slots.push(slot));
+    }
+
+    /// Retires `value`, just replaced in place in a node: it is dropped
+    /// with the write's batch, once no reader that may be about to take a
+    /// count on it is pinned.
+    pub(crate) fn retire_value(&mut self, value: Arc<V>) {
+        self.retiring.with(|c| c.values.push(value));
+    }
+
+    /// Retirements the write under way has gathered.
+    pub(crate) fn retiring(&self) -> usize {
+        self.retiring.len()
+    }
+
+    /// Takes the write's batch out, to be handed to the collector (see
+    /// [`Retired::defer`]) once the lock is released, and starts an empty
+    /// one; `None` if the write retired nothing.
+    pub(crate) fn hand_over(&mut self) -> Option<Retired<K, V>> {
+        if self.retiring.len() == 0 {
+            return None;
+        }
+        if self.spare.is_empty() {
+            self.take_reclaimed();
+        }
+        let fresh = self.spare.pop().unwrap_or_else(Batch::new);
+        Some(Retired {
+            nodes: Arc::clone(&self.nodes),
+            batch: std::mem::replace(&mut self.retiring, fresh),
+        })
     }
 
     /// Drops the live node in `slot` in place, at the shard's end (no
@@ -350,13 +466,42 @@ impl<K, V> ListStamps for Arena<K, V> {
     }
 }
 
-/// A retired node's address and slot, sent to whichever thread runs the
-/// deferred reclamation.
-struct Retired<K, V>(*mut Node<K, V>, u32);
+impl<K, V> Drop for Arena<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: a batch not handed over holds retired nodes whose
+        // contents only it drops; the arena goes with its shard, so no
+        // reader is left to hold them.
+        unsafe { self.nodes.drop_contents(&self.retiring) };
+    }
+}
 
-// SAFETY: the node is owned by the reclamation alone once it runs; its
-// `K` and `V` are `Send`.
-unsafe impl<K: Send, V: Send> Send for Retired<K, V> {}
+/// One write's batch on its way to the collector, taken out under the
+/// shard lock.
+pub(crate) struct Retired<K, V> {
+    nodes: Arc<Nodes<K, V>>,
+    batch: Box<Batch<V>>,
+}
+
+impl<K, V> Retired<K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// Hands the batch to the collector under `guard`, pinned for the
+    /// write that retired it.
+    pub(crate) fn defer(self, guard: &Guard) {
+        let Retired { nodes, batch } = self;
+        // SAFETY (of the reclamation): the batch's nodes are out of the
+        // index and the shard's lists and its values out of their nodes,
+        // so after every thread pinned now has unpinned nobody can reach
+        // them; the batch is reclaimed exactly once. Two words:
+        // crossbeam-epoch keeps the call inline, without an allocation.
+        guard.defer(move || {
+            // SAFETY: see above.
+            unsafe { nodes.reclaim(batch) }
+        });
+    }
+}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

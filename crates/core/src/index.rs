@@ -66,8 +66,7 @@ pub(crate) struct Node<K, V> {
     /// The low half of the newest access stamp that did not fit its
     /// thread's buffer (see `access` and `lru`; `widen` restores the rest);
     /// written by readers, `Relaxed`: it only orders evictions and a stale
-    /// read makes one less exact. In a reclaimed slot it links
-    /// the arena's stack of free slots instead.
+    /// read makes one less exact.
     pub(crate) stamp: AtomicU32,
     /// The low half of the key's hash: its tag and group in the index.
     /// Writers find the node's entry by it and rebuild the index from it;

@@ -127,8 +127,8 @@ struct State<K, V> {
     /// of the last drain, and inserts'); published in `Shard::clock`.
     clock: u64,
     /// Nodes retired and values replaced since a writer of this shard
-    /// last collected.
-    retired: u32,
+    /// last collected garbage.
+    unflushed: u32,
 }
 
 // SAFETY: the arena owns the nodes (like `Box`es), and its pointers are
@@ -137,14 +137,15 @@ struct State<K, V> {
 // so is the state that owns them.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for State<K, V> {}
 
-/// Retired nodes a shard's writers let pile up before the next writer
-/// collects garbage itself. Without it, readers' pins run the frees of what
-/// writers retired (crossbeam-epoch collects on every 128th pin), and that
-/// sets the lookups' p99.9: 3.2-4.4 µs in the latency probe's 90/9/1 mix,
-/// against 1.8-3.2 µs when writers collect every 8th retirement and
-/// 1.4 µs on every one. Collecting on every one halved insert throughput
-/// at 2 threads; every 8th did not lower it.
-const COLLECT_EVERY: u32 = 8;
+/// Retirements (nodes retired and values replaced) a shard's writers let
+/// gather before the next writer collects garbage itself. Without it,
+/// readers' pins run the frees of what writers retired (crossbeam-epoch
+/// collects on every 128th pin), and that sets the lookups' p99.9. Each
+/// collection seals the thread's bag of deferred calls, a 2 KB copy; with
+/// a deferred call per write rather than per retirement, a collection
+/// every 32 retirements frees as many calls' worth at a time as one every
+/// 8 did before (see `docs/performance.md` for the measurements).
+const FLUSH_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 
 /// One write in progress: the lock, the guard and the pending notifications.
 struct Write<'s, 'g, K, V> {
@@ -154,6 +155,9 @@ struct Write<'s, 'g, K, V> {
     guard: &'g Guard,
     pending: Pending<K, V>,
     listening: bool,
+    /// Collect garbage at the end, however little this shard's writes
+    /// retired since the last collection (flushes, clears, resizes).
+    flush: bool,
 }
 
 pub(crate) struct Shard<K, V> {
@@ -205,7 +209,7 @@ where
                 capacity,
                 max_weight,
                 clock: 0,
-                retired: 0,
+                unflushed: 0,
             }),
         }
     }
@@ -267,6 +271,7 @@ where
             guard,
             pending: Pending::new(),
             listening: config.listener.is_some(),
+            flush: false,
         }
     }
 
@@ -351,11 +356,13 @@ where
         out
     }
 
-    /// Sweeps entries due at `now` and applies buffered accesses.
+    /// Sweeps entries due at `now` and applies buffered accesses, and
+    /// collects garbage.
     pub(crate) fn flush_expired(&self, config: &Config<K, V>, now: u64) {
         let guard = &epoch::pin();
         let mut w = self.begin(config, guard);
         w.maintain(Some(now));
+        w.flush = true;
         w.finish(config);
     }
 
@@ -369,6 +376,7 @@ where
             let node = w.node(slot);
             w.remove(node, RemovalCause::Cleared);
         }
+        w.flush = true;
         w.finish(config);
     }
 
@@ -381,6 +389,7 @@ where
         // Buffered accesses first, so the evictor sees every recent use.
         w.maintain(None);
         w.evict();
+        w.flush = true;
         w.finish(config);
     }
 
@@ -533,10 +542,7 @@ where
                 RemovalCause::Replaced,
             ));
         }
-        // Counts toward the writers' own collection like a retired node:
-        // a replace-only workload must not leave its frees to readers.
-        self.st.retired = self.st.retired.saturating_add(1);
-        self.guard.defer(move || drop(previous));
+        self.st.arena.retire_value(previous);
     }
 
     /// Records the weight of the entry in `slot`, counted in `len`
@@ -597,7 +603,6 @@ where
     /// it.
     fn retire(&mut self, node: Found<'g, K, V>, cause: RemovalCause) {
         let st = &mut *self.st;
-        st.retired = st.retired.saturating_add(1);
         st.lru.remove(node.slot);
         st.len -= 1;
         if let Some(weight) = st.weights.get_mut(node.slot as usize) {
@@ -615,7 +620,7 @@ where
         // `node` was just unlinked from the index and the LRU under the
         // shard lock, so no new reader can reach it; readers that hold it
         // are pinned, and the collector waits for them.
-        st.arena.retire(node.node, node.slot, self.guard);
+        st.arena.retire(node.slot);
     }
 
     /// On a full shard, starts loading the node and links of the entry an
@@ -690,17 +695,23 @@ where
             mut st,
             pending,
             guard,
+            flush,
             ..
         } = self;
-        let collect = st.retired >= COLLECT_EVERY;
-        if collect {
-            st.retired = 0;
-        }
+        let retired = st.arena.retiring() as u32;
+        let unflushed = st.unflushed.saturating_add(retired);
+        let flush = flush || unflushed >= FLUSH_EVERY;
+        st.unflushed = if flush { 0 } else { unflushed };
+        let batch = st.arena.hand_over();
         drop(st);
-        if collect {
+        if let Some(batch) = batch {
+            batch.defer(guard);
+        }
+        if flush {
             // Hands this thread's garbage to the collector and frees what
             // no reader can hold any more, here rather than on a reader's
-            // pin (crossbeam-epoch collects on every 128th pin).
+            // pin (crossbeam-epoch collects on every 128th pin), which
+            // would put those frees on a lookup's latency.
             guard.flush();
         }
         if let Some(listener) = &config.listener {
