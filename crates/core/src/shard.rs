@@ -141,10 +141,11 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Send for State<K, V> {}
 /// gather before the next writer collects garbage itself. Without it,
 /// readers' pins run the frees of what writers retired (crossbeam-epoch
 /// collects on every 128th pin), and that sets the lookups' p99.9. Each
-/// collection seals the thread's bag of deferred calls, a 2 KB copy; with
-/// a deferred call per write rather than per retirement, a collection
-/// every 32 retirements frees as many calls' worth at a time as one every
-/// 8 did before (see `docs/performance.md` for the measurements).
+/// collection seals the thread's bag of deferred calls, a 2 KB copy, so
+/// collecting less often makes writes cheaper and leaves more to free at
+/// once. With a deferred call per write rather than per retirement, every
+/// 16th keeps `tests/collection.rs`' bound (half of 96 retirements freed
+/// by the writers themselves), which every 32nd does not.
 const FLUSH_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 
 /// One write in progress: the lock, the guard and the pending notifications.
