@@ -334,6 +334,18 @@ impl<K, V> Arena<K, V> {
         }
     }
 
+    /// The slot the next [`alloc`](Self::alloc) will hand out, if it is
+    /// one in an allocated segment.
+    pub(crate) fn next_free(&mut self) -> Option<u32> {
+        if self.free.is_empty() {
+            self.take_reclaimed();
+        }
+        match self.free.last() {
+            Some(&slot) => Some(slot),
+            None => (u64::from(self.len) < self.room).then_some(self.len),
+        }
+    }
+
     /// A free slot, and whether it is new (never used before).
     pub(crate) fn alloc(&mut self) -> (u32, bool) {
         if self.free.is_empty() {

@@ -121,6 +121,19 @@ impl Lru {
         }
     }
 
+    /// Starts loading the links of `slot`'s neighbours (`slot` is in the
+    /// list), which removing it writes.
+    #[inline]
+    pub(crate) fn prefetch_neighbours(&self, slot: u32) {
+        if let Some(link) = self.links.get((slot + 1) as usize) {
+            for at in [link.prev, link.next] {
+                if let Some(l) = self.links.get(at as usize) {
+                    crate::sync::prefetch(l);
+                }
+            }
+        }
+    }
+
     /// The least recently placed slot.
     pub(crate) fn tail(&self) -> Option<u32> {
         let tail = self.links[HEAD as usize].prev;

@@ -585,7 +585,17 @@ where
 
     /// Takes `node` out of the cache for `cause`.
     fn remove(&mut self, node: Found<'g, K, V>, cause: RemovalCause) {
-        if node.expires() {
+        // The entry's links and then its neighbours' in both lists, so the
+        // lists' misses overlap instead of following one another.
+        let st = &*self.st;
+        let expires = node.expires();
+        st.lru.prefetch(node.slot);
+        if expires {
+            st.wheel.prefetch(node.slot);
+            st.wheel.prefetch_neighbours(node.slot);
+        }
+        st.lru.prefetch_neighbours(node.slot);
+        if expires {
             self.st.wheel.cancel(node.slot);
         }
         self.unlink(node, cause);
@@ -628,13 +638,20 @@ where
     /// insert of a new key would evict, so those misses overlap the
     /// lookup of the key instead of following it.
     #[inline]
-    fn prefetch_victim(&self) {
-        let st = &*self.st;
+    fn prefetch_victim(&mut self) {
+        let st = &mut *self.st;
         if st.len >= st.capacity {
             if let Some(slot) = st.lru.tail() {
                 st.arena.prefetch(slot);
                 st.lru.prefetch(slot);
+                st.wheel.prefetch(slot);
             }
+        }
+        // And the node and links a new key would take.
+        if let Some(slot) = st.arena.next_free() {
+            st.arena.prefetch(slot);
+            st.lru.prefetch(slot);
+            st.wheel.prefetch(slot);
         }
     }
 

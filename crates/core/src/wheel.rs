@@ -115,6 +115,30 @@ impl Wheel {
         }
     }
 
+    /// Starts loading arena slot `slot`'s link (see
+    /// [`prefetch`](crate::sync::prefetch)).
+    #[inline]
+    pub(crate) fn prefetch(&self, slot: u32) {
+        if let Some(link) = self.links.get((SENTINELS + slot) as usize) {
+            crate::sync::prefetch(link);
+        }
+    }
+
+    /// Starts loading the links of the neighbours of arena slot `slot`,
+    /// which cancelling it writes; nothing if it is not scheduled.
+    #[inline]
+    pub(crate) fn prefetch_neighbours(&self, slot: u32) {
+        if let Some(link) = self.links.get((SENTINELS + slot) as usize) {
+            if link.prev != UNLINKED {
+                for at in [link.prev, link.next] {
+                    if let Some(l) = self.links.get(at as usize) {
+                        crate::sync::prefetch(l);
+                    }
+                }
+            }
+        }
+    }
+
     /// Moves time to `now` (nanoseconds) and pushes every slot whose
     /// deadline is at or before `now` into `expired`. The wheel's time never
     /// moves backwards.
