@@ -226,6 +226,8 @@ pub(crate) fn widen(low: u32, newest: u64) -> u64 {
 
 /// Entries per group.
 const GROUP: usize = 8;
+/// How far ahead of its copy a rebuild starts loading an entry's node.
+const REBUILD_AHEAD: usize = 16;
 /// Live entries a table is sized for, per group (75% full).
 const LIVE_PER_GROUP: usize = 6;
 /// Live entries and tombstones a table holds at most, per group (87.5%):
@@ -500,13 +502,26 @@ impl Table {
 
     /// A copy of this table's live entries in a table of `groups` groups,
     /// without tombstones; `tag` gives the tag of the node in a slot (its
-    /// `hash`). Caller holds the shard lock and publishes the copy with
-    /// `Release`.
-    pub(crate) fn rebuilt(&self, groups: usize, tag: impl Fn(u32) -> u32) -> Self {
+    /// `hash`). `ahead` is called on each slot [`REBUILD_AHEAD`] entries
+    /// before `tag` is asked for it: time to start loading what `tag`
+    /// reads (its node), so a rebuild's reads of nodes overlap instead of
+    /// paying one miss after another. Caller holds the shard lock and
+    /// publishes the copy with `Release`.
+    pub(crate) fn rebuilt(
+        &self,
+        groups: usize,
+        tag: impl Fn(u32) -> u32,
+        ahead: impl Fn(u32),
+    ) -> Self {
         let new = Self::new(groups);
-        self.for_each(|slot| {
+        let mut slots = Vec::new();
+        self.for_each(|slot| slots.push(slot));
+        for (i, &slot) in slots.iter().enumerate() {
+            if let Some(&later) = slots.get(i + REBUILD_AHEAD) {
+                ahead(later);
+            }
             new.insert(tag(slot), slot);
-        });
+        }
         new
     }
 
@@ -587,7 +602,7 @@ mod tests {
         for slot in [1, 2, 3] {
             t.remove(tag + slot, slot);
         }
-        let r = t.rebuilt(5, |slot| tag + slot);
+        let r = t.rebuilt(5, |slot| tag + slot, |_| {});
         assert_eq!(r.groups(), 5);
         let mut live = slots(&r);
         live.sort_unstable();
@@ -663,7 +678,7 @@ mod tests {
         }
         t.insert(tag_of(20), 20);
         assert_mirrored(&t, tag_of);
-        assert_mirrored(&t.rebuilt(4, tag_of), tag_of);
+        assert_mirrored(&t.rebuilt(4, tag_of, |_| {}), tag_of);
     }
 
     /// One step of the table's property test: enter a slot (under tag
@@ -710,7 +725,7 @@ mod tests {
                         // table would pass its bound.
                         if live.len() + tombs + 1 > t.max_used() {
                             let groups = Table::groups_for(live.len() + 1).max(t.groups());
-                            t = t.rebuilt(groups, |slot| live[&slot]);
+                            t = t.rebuilt(groups, |slot| live[&slot], |_| {});
                             tombs = 0;
                         }
                         if t.insert(tag_of(k), next) {
@@ -730,7 +745,7 @@ mod tests {
                     Step::Remove(_) => {}
                     Step::Rebuild(extra) => {
                         let groups = Table::groups_for(live.len()) + extra;
-                        t = t.rebuilt(groups, |slot| live[&slot]);
+                        t = t.rebuilt(groups, |slot| live[&slot], |_| {});
                         tombs = 0;
                     }
                 }

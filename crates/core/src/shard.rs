@@ -690,11 +690,15 @@ where
         let groups = if want > now { want.max(now * 2) } else { now };
         let guard = self.guard;
         let arena = &self.st.arena;
-        let new = self.table.rebuilt(groups, |slot| {
-            // SAFETY: the index names only live nodes, and this runs under
-            // the shard lock.
-            unsafe { arena.get(slot) }.hash
-        });
+        let new = self.table.rebuilt(
+            groups,
+            |slot| {
+                // SAFETY: the index names only live nodes, and this runs
+                // under the shard lock.
+                unsafe { arena.get(slot) }.hash
+            },
+            |slot| arena.prefetch(slot),
+        );
         // Release: publishes the new table and its entries to readers.
         let old = self
             .shard
