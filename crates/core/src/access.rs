@@ -32,8 +32,18 @@
 //! only then is an access lost from the buffer, and that is the lossy
 //! recording the crate's docs allow under concurrency.
 
-use crate::index::widen;
 use crate::sync::{thread_index, AtomicU64, Ordering};
+
+/// The full access stamp whose low half is `low`, taken as the one within
+/// 2^31 of `newest` (the newest stamp the shard's writers have seen).
+/// Stamps a reader took after that are a little ahead of it; an entry not
+/// accessed while its shard's stamps moved on by 2^31 is the only one
+/// misread.
+#[inline]
+pub(crate) fn widen(low: u32, newest: u64) -> u64 {
+    let ahead = low.wrapping_sub(newest as u32) as i32;
+    newest.saturating_add_signed(i64::from(ahead))
+}
 
 /// Accesses a stripe buffers between two drains. Four header words and
 /// twenty entries fill three cache lines.

@@ -27,7 +27,7 @@
 use std::alloc::{self, Layout};
 use std::ptr;
 
-use crate::index::Node;
+use crate::entry::Node;
 use crate::lru::ListStamps;
 use crate::sync::epoch::Guard;
 use crate::sync::{Arc, AtomicPtr, Ordering, UnsafeCell};

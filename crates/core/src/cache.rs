@@ -8,9 +8,10 @@ use ahash::RandomState;
 
 use crate::builder::{split, validate, CacheBuilder, Expiry};
 use crate::clock::{duration_to_nanos, Clock};
+use crate::entry::NEVER;
 use crate::error::BuildError;
 use crate::listener::RemovalCause;
-use crate::shard::{Config, Ctx, Shard, MAX_SHARD_ENTRIES, NEVER};
+use crate::shard::{Config, Ctx, Shard, MAX_SHARD_ENTRIES};
 use crate::stats::CacheStats;
 use crate::sync::epoch;
 use crate::sync::Arc;

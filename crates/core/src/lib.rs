@@ -53,6 +53,7 @@ mod arena;
 mod builder;
 mod cache;
 mod clock;
+mod entry;
 mod error;
 mod index;
 mod listener;

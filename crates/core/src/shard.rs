@@ -6,9 +6,10 @@ use std::borrow::Borrow;
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
-use crate::access::Access;
+use crate::access::{widen, Access};
 use crate::arena::{Arena, Nodes};
-use crate::index::{expired, widen, Node, Table};
+use crate::entry::{expired, Node, NEVER};
+use crate::index::Table;
 use crate::listener::{Listener, RemovalCause};
 use crate::lru::Lru;
 use crate::sync::epoch::{self, Atomic, Guard, Owned};
@@ -24,9 +25,6 @@ pub(crate) const MAX_SHARD_ENTRIES: usize = (u32::MAX - 1024) as usize;
 /// it fills. A bounded shard's index is sized for its capacity from the
 /// start, so it is rebuilt only to clear tombstones.
 const INITIAL_ENTRIES: usize = 16;
-
-/// A deadline meaning "never expires".
-pub(crate) const NEVER: u64 = u64::MAX;
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 

@@ -1,0 +1,184 @@
+//! A cache entry: the node readers reach through the index, and how a
+//! reader and the shard lock's holder share its value and deadline.
+
+use crate::sync::{Arc, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+/// A deadline meaning "never expires".
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// One cache entry as readers see it. Nodes live in the shard's arena
+/// (see `arena`), so a node's address is fixed from the insert that places
+/// it until the epoch after its removal.
+///
+/// `repr(C)` in the order a lookup touches fields: it reads `hash` and
+/// `key`, then `deadline` and `value` (and writes `stamp` when its
+/// thread's access buffer is full). With a 32-byte key the node is 64
+/// bytes, one cache line in the arena. Its slot is not stored: the
+/// index entry that leads to a node names it, and so do the LRU list and
+/// the wheel.
+///
+/// A store to a key that is present replaces the value and deadline in
+/// place (see [`Node::replace`]); readers load them as [`Node::get`]
+/// says, so that whichever value they get, they judge it by a deadline no
+/// later than its own.
+#[repr(C)]
+pub(crate) struct Node<K, V> {
+    /// The low half of the newest access stamp that did not fit its
+    /// thread's buffer (see `access` and `lru`; `widen` restores the rest);
+    /// written by readers, `Relaxed`: it only orders evictions and a stale
+    /// read makes one less exact.
+    pub(crate) stamp: AtomicU32,
+    /// The low half of the key's hash: its tag and group in the index.
+    /// Writers find the node's entry by it and rebuild the index from it;
+    /// readers compare it before the key (the index keeps only seven bits
+    /// of it).
+    pub(crate) hash: u32,
+    pub(crate) key: K,
+    /// The value, from `Arc::into_raw`: the node holds one strong count.
+    /// A value replaced in place is dropped through the epoch collector,
+    /// so a reader that loaded it can still take its own count.
+    value: AtomicPtr<V>,
+    /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
+    deadline: AtomicU64,
+    /// The stamp the LRU list placed the node by (its *list stamp*, see
+    /// `lru`). Only the shard lock's holder reads or writes it.
+    pub(crate) placed: AtomicU64,
+}
+
+impl<K, V> Node<K, V> {
+    /// A node first placed by `stamp`.
+    pub(crate) fn new(key: K, value: Arc<V>, deadline: u64, stamp: u64, hash: u32) -> Self {
+        Self {
+            // Truncation intended: see the field.
+            stamp: AtomicU32::new(stamp as u32),
+            hash,
+            key,
+            value: AtomicPtr::new(Arc::into_raw(value).cast_mut()),
+            deadline: AtomicU64::new(deadline),
+            placed: AtomicU64::new(stamp),
+        }
+    }
+
+    /// The value and a deadline to judge it by, for a reader: the earlier
+    /// of the deadlines loaded before and after the value. A replacement
+    /// (see [`Node::replace`]) lowers the deadline to the earlier of the
+    /// old and new ones before it swaps the value, and sets the new one
+    /// after, so:
+    /// - a reader that gets the old value loaded, before it, a deadline
+    ///   the replacement had not yet raised past the old one (had it seen
+    ///   the raise, its `Acquire` would have shown it the new value);
+    /// - a reader that gets the new value loads, after it, at least the
+    ///   lowered deadline, which is no later than the new one.
+    ///
+    /// Either way the deadline is no later than the value's own; it may be
+    /// earlier only while a replacement runs, and then the entry is
+    /// expired at one side of that replacement, where the read can take
+    /// its place.
+    ///
+    /// The pointer is valid while the caller's epoch guard stays pinned:
+    /// a value leaves a node only to the epoch collector, or with the
+    /// node.
+    #[inline]
+    pub(crate) fn get(&self) -> (*const V, u64) {
+        // Acquire pairs with the Release stores of `replace`.
+        let before = self.deadline.load(Ordering::Acquire);
+        let value = self.value.load(Ordering::Acquire);
+        // After the value's Acquire load, so it sees at least the lowered
+        // deadline of the replacement that stored the value.
+        let after = self.deadline.load(Ordering::Relaxed);
+        (value, before.min(after))
+    }
+
+    /// A new handle on the value. Caller holds the shard lock (or the node
+    /// is retired and its guard pinned), so the value cannot change.
+    pub(crate) fn value(&self) -> Arc<V> {
+        let p = self.value.load(Ordering::Relaxed);
+        // SAFETY: `p` is from `Arc::into_raw` and the node still holds its
+        // count (the caller's lock or guard keeps it from being released).
+        unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        }
+    }
+
+    /// Calls `f` with the value, borrowed. As for `value`.
+    pub(crate) fn with_value<R>(&self, f: impl FnOnce(&Arc<V>) -> R) -> R {
+        let p = self.value.load(Ordering::Relaxed);
+        // SAFETY: as in `value`; `ManuallyDrop` leaves the node's count
+        // alone.
+        let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p) });
+        f(&held)
+    }
+
+    /// The deadline, for the shard lock's holder.
+    #[inline]
+    pub(crate) fn deadline(&self) -> u64 {
+        self.deadline.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the value and deadline in place and returns the old value,
+    /// whose release the caller must defer past every pinned reader (one
+    /// may be about to take a count on it). Caller holds the shard lock.
+    /// The order of the three stores is what `get` relies on.
+    pub(crate) fn replace(&self, value: Arc<V>, deadline: u64) -> Arc<V> {
+        let old = self.deadline.load(Ordering::Relaxed);
+        self.deadline.store(old.min(deadline), Ordering::Release);
+        // A load and a store, not a swap: only the lock's holder writes the
+        // value, so nothing can come between them, and a locked
+        // read-modify-write would cost a write its slowest instruction.
+        let p = self.value.load(Ordering::Relaxed);
+        self.value
+            .store(Arc::into_raw(value).cast_mut(), Ordering::Release);
+        self.deadline.store(deadline, Ordering::Release);
+        // SAFETY: `p` is from `Arc::into_raw`, and the node's count on it
+        // passes to the returned handle.
+        unsafe { Arc::from_raw(p) }
+    }
+
+    /// Releases the node's count on its value.
+    ///
+    /// # Safety
+    ///
+    /// Called once, as the node's contents are dropped, when no reader can
+    /// reach the node.
+    pub(crate) unsafe fn release_value(&self) {
+        // SAFETY: per the contract, the node's count is released once.
+        drop(unsafe { Arc::from_raw(self.value.load(Ordering::Relaxed)) });
+    }
+
+    /// Whether the entry has a deadline at all. For the lock's holder.
+    #[inline]
+    pub(crate) fn expires(&self) -> bool {
+        self.deadline() != NEVER
+    }
+
+    /// Whether the entry has expired at `now` (clock nanoseconds). For the
+    /// lock's holder.
+    #[inline]
+    pub(crate) fn expired(&self, now: u64) -> bool {
+        expired(self.deadline(), now)
+    }
+}
+
+impl<K, V> Drop for Node<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: the node is being dropped whole, so nothing reaches it.
+        unsafe { self.release_value() }
+    }
+}
+
+/// Whether an entry with `deadline` has expired at `now`.
+#[inline]
+pub(crate) fn expired(deadline: u64, now: u64) -> bool {
+    now >= deadline && deadline != NEVER
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_with_a_session_id_key_fills_one_line() {
+        assert_eq!(std::mem::size_of::<Node<[u8; 32], Vec<u8>>>(), 64);
+    }
+}
