@@ -56,6 +56,7 @@ mod clock;
 mod entry;
 mod error;
 mod index;
+mod list;
 mod listener;
 mod lru;
 mod shard;

@@ -18,15 +18,10 @@
 //! The list keeps only the links; list stamps live with the entries (in the
 //! nodes, see [`ListStamps`]), where the 64-byte node has room for them.
 
-const HEAD: u32 = 0;
-/// `prev` of a slot that is not in the list.
-const UNLINKED: u32 = u32::MAX;
+use crate::list::SlotLists;
 
-#[derive(Clone, Copy, Debug)]
-struct Link {
-    prev: u32,
-    next: u32,
-}
+/// The list's one head.
+const HEAD: u32 = 0;
 
 /// Where the list stamps of the slots in a list are kept.
 pub(crate) trait ListStamps {
@@ -36,71 +31,52 @@ pub(crate) trait ListStamps {
     fn set_stamp(&self, slot: u32, stamp: u64);
 }
 
-/// A circular doubly-linked list through arena slots, newest first.
-/// Link 0 is the sentinel; arena slot `i` owns link `i + 1`.
+/// A circular doubly-linked list through arena slots, newest first (see
+/// `list`; one head, so arena slot `i` owns link `i + 1`).
 #[derive(Debug)]
 pub(crate) struct Lru {
-    links: Vec<Link>,
+    list: SlotLists,
 }
 
 impl Lru {
     pub(crate) fn new() -> Self {
         Self {
-            links: vec![Link {
-                prev: HEAD,
-                next: HEAD,
-            }],
+            list: SlotLists::new(1),
         }
     }
 
     /// Makes room for arena slots `0..slots`.
     pub(crate) fn grow(&mut self, slots: usize) {
-        if self.links.len() < slots + 1 {
-            self.links.resize(
-                slots + 1,
-                Link {
-                    prev: UNLINKED,
-                    next: UNLINKED,
-                },
-            );
-        }
+        self.list.grow(slots);
     }
 
     /// Reserves exactly enough memory for arena slots `0..slots`.
     pub(crate) fn reserve(&mut self, slots: usize) {
-        self.links
-            .reserve_exact((slots + 1).saturating_sub(self.links.len()));
+        self.list.reserve(slots);
     }
 
     /// Inserts `slot`, placed by `stamp` (newest nearest the head), and
     /// records `stamp` as its list stamp.
     pub(crate) fn insert(&mut self, slot: u32, stamp: u64, stamps: &impl ListStamps) {
-        let link = slot + 1;
+        let list = &self.list;
         let mut after = HEAD;
-        let mut next = self.links[HEAD as usize].next;
-        while next != HEAD && stamps.stamp_of(next - 1) > stamp {
+        let mut next = list.next(HEAD);
+        while next != HEAD && stamps.stamp_of(list.slot(next)) > stamp {
             after = next;
-            next = self.links[next as usize].next;
+            next = list.next(next);
         }
         stamps.set_stamp(slot, stamp);
-        self.links[link as usize] = Link { prev: after, next };
-        self.links[after as usize].next = link;
-        self.links[next as usize].prev = link;
+        self.list.insert_after(self.list.link(slot), after);
     }
 
     /// Removes `slot`, which is in the list.
     pub(crate) fn remove(&mut self, slot: u32) {
-        let Link { prev, next, .. } = self.links[(slot + 1) as usize];
-        self.links[prev as usize].next = next;
-        self.links[next as usize].prev = prev;
-        self.links[(slot + 1) as usize].prev = UNLINKED;
+        self.list.unlink(self.list.link(slot));
     }
 
     /// Whether `slot` is in the list.
     pub(crate) fn contains(&self, slot: u32) -> bool {
-        self.links
-            .get((slot + 1) as usize)
-            .is_some_and(|link| link.prev != UNLINKED)
+        self.list.contains(slot)
     }
 
     /// Re-places `slot` (in the list) by `stamp` if that is newer than
@@ -112,41 +88,33 @@ impl Lru {
         }
     }
 
-    /// Starts loading `slot`'s links into cache (see
+    /// Starts loading `slot`'s link into cache (see
     /// [`prefetch`](crate::sync::prefetch)).
     #[inline]
     pub(crate) fn prefetch(&self, slot: u32) {
-        if let Some(link) = self.links.get((slot + 1) as usize) {
-            crate::sync::prefetch(link);
-        }
+        self.list.prefetch(slot);
     }
 
     /// Starts loading the links of `slot`'s neighbours (`slot` is in the
     /// list), which removing it writes.
     #[inline]
     pub(crate) fn prefetch_neighbours(&self, slot: u32) {
-        if let Some(link) = self.links.get((slot + 1) as usize) {
-            for at in [link.prev, link.next] {
-                if let Some(l) = self.links.get(at as usize) {
-                    crate::sync::prefetch(l);
-                }
-            }
-        }
+        self.list.prefetch_neighbours(slot);
     }
 
     /// The least recently placed slot.
     pub(crate) fn tail(&self) -> Option<u32> {
-        let tail = self.links[HEAD as usize].prev;
-        (tail != HEAD).then(|| tail - 1)
+        let tail = self.list.prev(HEAD);
+        (tail != HEAD).then(|| self.list.slot(tail))
     }
 
     #[cfg(test)]
     fn order(&self) -> Vec<u32> {
         let mut out = Vec::new();
-        let mut at = self.links[HEAD as usize].next;
+        let mut at = self.list.next(HEAD);
         while at != HEAD {
-            out.push(at - 1);
-            at = self.links[at as usize].next;
+            out.push(self.list.slot(at));
+            at = self.list.next(at);
         }
         out
     }

@@ -15,11 +15,13 @@
 //! out and returns at once: a cache's writes between two moves of its
 //! clock pay no sweep.
 //!
-//! Every list is circular and doubly linked through one `links` vector: the
-//! first [`SENTINELS`] links are the list heads (one per slot, then the
-//! overflow and due lists), and arena slot `i` owns link `SENTINELS + i`.
+//! Every list is one of a [`SlotLists`]: the first [`SENTINELS`] links are
+//! the list heads (one per wheel slot, then the overflow and due lists),
+//! and arena slot `i` owns link `SENTINELS + i`.
 
 use smallvec::SmallVec;
+
+use crate::list::SlotLists;
 
 /// Nanoseconds per tick, as a shift: 2^20 ns is about 1.05 ms.
 pub(crate) const TICK_SHIFT: u32 = 20;
@@ -31,7 +33,6 @@ const SPAN_BITS: u32 = SLOT_BITS * LEVELS as u32;
 const OVERFLOW: u32 = (SLOTS * LEVELS) as u32;
 const DUE: u32 = OVERFLOW + 1;
 const SENTINELS: u32 = DUE + 1;
-const UNLINKED: u32 = u32::MAX;
 
 /// The tick by which a deadline in nanoseconds has certainly passed
 /// (rounded up, so an entry is never swept early).
@@ -47,16 +48,10 @@ pub(crate) fn now_tick(now_nanos: u64) -> u64 {
     now_nanos >> TICK_SHIFT
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Link {
-    prev: u32,
-    next: u32,
-}
-
 /// The per-shard timing wheel. Guarded by the shard lock.
 #[derive(Debug)]
 pub(crate) struct Wheel {
-    links: Vec<Link>,
+    lists: SlotLists,
     occupied: [u64; LEVELS],
     /// Every deadline at or before this tick has been handed out.
     elapsed: u64,
@@ -72,9 +67,8 @@ pub(crate) struct Wheel {
 impl Wheel {
     /// An empty wheel whose time starts at `now_tick`.
     pub(crate) fn new(now_tick: u64) -> Self {
-        let links = (0..SENTINELS).map(|i| Link { prev: i, next: i }).collect();
         Self {
-            links,
+            lists: SlotLists::new(SENTINELS),
             occupied: [0; LEVELS],
             elapsed: now_tick,
             swept: now_tick.checked_shl(TICK_SHIFT).unwrap_or(u64::MAX),
@@ -83,35 +77,23 @@ impl Wheel {
 
     /// Makes room for arena slots `0..slots`.
     pub(crate) fn grow(&mut self, slots: usize) {
-        let want = SENTINELS as usize + slots;
-        if self.links.len() < want {
-            self.links.resize(
-                want,
-                Link {
-                    prev: UNLINKED,
-                    next: UNLINKED,
-                },
-            );
-        }
+        self.lists.grow(slots);
     }
 
     /// Reserves exactly enough memory for arena slots `0..slots`.
     pub(crate) fn reserve(&mut self, slots: usize) {
-        let want = SENTINELS as usize + slots;
-        self.links
-            .reserve_exact(want.saturating_sub(self.links.len()));
+        self.lists.reserve(slots);
     }
 
     /// Schedules arena slot `slot` to expire at `deadline` (nanoseconds). O(1).
     pub(crate) fn schedule(&mut self, slot: u32, deadline: u64) {
-        self.place(SENTINELS + slot, deadline, true);
+        self.place(self.lists.link(slot), deadline, true);
     }
 
     /// Cancels arena slot `slot`, if it was scheduled. O(1).
     pub(crate) fn cancel(&mut self, slot: u32) {
-        let link = SENTINELS + slot;
-        if self.links[link as usize].prev != UNLINKED {
-            self.unlink(link);
+        if self.lists.contains(slot) {
+            self.unlink(self.lists.link(slot));
         }
     }
 
@@ -119,24 +101,14 @@ impl Wheel {
     /// [`prefetch`](crate::sync::prefetch)).
     #[inline]
     pub(crate) fn prefetch(&self, slot: u32) {
-        if let Some(link) = self.links.get((SENTINELS + slot) as usize) {
-            crate::sync::prefetch(link);
-        }
+        self.lists.prefetch(slot);
     }
 
     /// Starts loading the links of the neighbours of arena slot `slot`,
     /// which cancelling it writes; nothing if it is not scheduled.
     #[inline]
     pub(crate) fn prefetch_neighbours(&self, slot: u32) {
-        if let Some(link) = self.links.get((SENTINELS + slot) as usize) {
-            if link.prev != UNLINKED {
-                for at in [link.prev, link.next] {
-                    if let Some(l) = self.links.get(at as usize) {
-                        crate::sync::prefetch(l);
-                    }
-                }
-            }
-        }
+        self.lists.prefetch_neighbours(slot);
     }
 
     /// Moves time to `now` (nanoseconds) and pushes every slot whose
@@ -151,17 +123,17 @@ impl Wheel {
         expired: &mut Vec<u32>,
         deadline_of: impl Fn(u32) -> u64,
     ) {
-        if now_nanos <= self.swept && self.links[DUE as usize].next == DUE {
+        if now_nanos <= self.swept && self.lists.next(DUE) == DUE {
             return;
         }
         let now = now_tick(now_nanos);
         let mut link = self.detach(DUE);
         while link != DUE {
-            let next = self.links[link as usize].next;
-            let deadline = deadline_of(link - SENTINELS);
+            let next = self.lists.next(link);
+            let deadline = deadline_of(self.lists.slot(link));
             if deadline <= now_nanos {
-                self.links[link as usize].prev = UNLINKED;
-                expired.push(link - SENTINELS);
+                self.lists.mark_unlinked(link);
+                expired.push(self.lists.slot(link));
             } else {
                 // A sweep to a time before the last (the clock stepped
                 // back, or a flush at a past time): wait for the time, in
@@ -177,11 +149,11 @@ impl Wheel {
             self.elapsed = at;
             let mut link = self.detach(list);
             while link != list {
-                let next = self.links[link as usize].next;
-                let deadline = deadline_of(link - SENTINELS);
+                let next = self.lists.next(link);
+                let deadline = deadline_of(self.lists.slot(link));
                 if deadline_tick(deadline) <= at {
-                    self.links[link as usize].prev = UNLINKED;
-                    expired.push(link - SENTINELS);
+                    self.lists.mark_unlinked(link);
+                    expired.push(self.lists.slot(link));
                 } else {
                     self.place(link, deadline, false);
                 }
@@ -195,12 +167,13 @@ impl Wheel {
         let next = self.elapsed.saturating_add(1);
         let lists: SmallVec<[u32; LEVELS]> = self.lists_starting_at(next).collect();
         for list in lists {
-            let mut link = self.links[list as usize].next;
+            let mut link = self.lists.next(list);
             while link != list {
-                let following = self.links[link as usize].next;
-                if deadline_of(link - SENTINELS) <= now_nanos {
+                let following = self.lists.next(link);
+                let slot = self.lists.slot(link);
+                if deadline_of(slot) <= now_nanos {
                     self.unlink(link);
-                    expired.push(link - SENTINELS);
+                    expired.push(slot);
                 }
                 link = following;
             }
@@ -222,7 +195,7 @@ impl Wheel {
             })
             .chain({
                 let next_block = (self.elapsed | ((1u64 << SPAN_BITS) - 1)).saturating_add(1);
-                let overflow = self.links[OVERFLOW as usize].next != OVERFLOW;
+                let overflow = self.lists.next(OVERFLOW) != OVERFLOW;
                 (overflow && next_block == at).then_some(OVERFLOW)
             })
     }
@@ -247,8 +220,7 @@ impl Wheel {
             let at = (self.elapsed & block) | (slot << shift);
             return Some((at, (level * SLOTS) as u32 + slot as u32));
         }
-        let overflow = &self.links[OVERFLOW as usize];
-        (overflow.next != OVERFLOW).then(|| {
+        (self.lists.next(OVERFLOW) != OVERFLOW).then(|| {
             let next_block = (self.elapsed | ((1u64 << SPAN_BITS) - 1)).saturating_add(1);
             (next_block, OVERFLOW)
         })
@@ -274,18 +246,11 @@ impl Wheel {
             self.occupied[level as usize] |= 1 << slot;
             level * SLOTS as u32 + slot as u32
         };
-        let head_next = self.links[list as usize].next;
-        self.links[link as usize].prev = list;
-        self.links[link as usize].next = head_next;
-        self.links[head_next as usize].prev = link;
-        self.links[list as usize].next = link;
+        self.lists.insert_after(link, list);
     }
 
     fn unlink(&mut self, link: u32) {
-        let Link { prev, next, .. } = self.links[link as usize];
-        self.links[prev as usize].next = next;
-        self.links[next as usize].prev = prev;
-        self.links[link as usize].prev = UNLINKED;
+        let (prev, next) = self.lists.unlink(link);
         if prev == next && prev < OVERFLOW {
             self.clear_bit(prev);
         }
@@ -294,9 +259,7 @@ impl Wheel {
     /// Empties list `list` and returns its first member (or `list` itself if
     /// it was empty); members still chain to `list` through `next`.
     fn detach(&mut self, list: u32) -> u32 {
-        let first = self.links[list as usize].next;
-        self.links[list as usize].next = list;
-        self.links[list as usize].prev = list;
+        let first = self.lists.detach(list);
         if list < OVERFLOW {
             self.clear_bit(list);
         }
