@@ -31,6 +31,7 @@ pub fn label(kind: EngineKind) -> &'static str {
         EngineKind::Moka => "moka",
         EngineKind::MutexLru => "mutex_lru",
         EngineKind::Rustls => "rustls",
+        EngineKind::Openssl => "openssl",
     }
 }
 

@@ -46,17 +46,22 @@ pub enum EngineKind {
     MutexLru,
     /// rustls 0.23's `ServerSessionMemoryCache`.
     Rustls,
+    /// OpenSSL's own internal session cache in one `SSL_CTX` (libssl
+    /// through its public API: `SSL_CTX_add_session`,
+    /// `SSL_has_matching_session_id`, `SSL_CTX_remove_session`).
+    Openssl,
 }
 
 impl EngineKind {
     /// Every engine, tlscache first (the others are compared with it).
-    pub const ALL: [EngineKind; 6] = [
+    pub const ALL: [EngineKind; 7] = [
         EngineKind::Tlscache,
         EngineKind::Policy,
         EngineKind::QuickCache,
         EngineKind::Moka,
         EngineKind::MutexLru,
         EngineKind::Rustls,
+        EngineKind::Openssl,
     ];
 
     /// An engine of this kind holding at most `capacity` sessions.
@@ -97,6 +102,7 @@ impl EngineKind {
                 cache: rustls::server::ServerSessionMemoryCache::new(capacity),
                 clock: CoarseClock::new(),
             }),
+            EngineKind::Openssl => Box::new(crate::libssl::OpensslCache::new(capacity)?),
         })
     }
 }

@@ -28,6 +28,7 @@
 
 mod engine;
 mod external;
+mod libssl;
 pub mod memory;
 pub mod plot;
 mod report;

@@ -55,9 +55,10 @@ unsafe impl GlobalAlloc for CountingAlloc {
 /// Heap bytes per session of an engine of `kind` filled to the workload's
 /// capacity with distinct sessions (their shared states counted only where
 /// the engine copies them), or `None` when [`CountingAlloc`] is not the
-/// global allocator.
+/// global allocator, or for OpenSSL's cache, which allocates through
+/// libcrypto's `malloc` where a Rust allocator does not see it.
 pub fn probe(kind: EngineKind, w: &Workload) -> Option<f64> {
-    if !INSTALLED.load(Ordering::Relaxed) {
+    if !INSTALLED.load(Ordering::Relaxed) || kind == EngineKind::Openssl {
         return None;
     }
     let states = w.states();
