@@ -1,6 +1,8 @@
 //! The benchmark suite: tlscache-core against quick_cache, moka and one
 //! `Mutex<LruCache>`, every engine through the load generator's `Engine`
-//! trait; the cost of expiry sweeps; and the policy layer's overhead.
+//! trait; the cost of expiry sweeps; and the policy layer's overhead
+//! against the core and against OpenSSL's own cache (`policy/…`: lookups,
+//! single-use lookups each followed by a store, and new sessions).
 //!
 //! `cargo bench -p tlscache-benches --bench suite` runs everything
 //! (`tools/bench` does, and tabulates it); with `TLSCACHE_BENCH_QUICK=1`
@@ -326,8 +328,10 @@ fn baseline(c: &mut Criterion) {
     group.finish();
 }
 
-/// tlscache-policy's lookup and new session (built from the state, stored
-/// by a finished handshake) against tlscache-core's get and insert.
+/// tlscache-policy's lookup, single-use lookup and new session (built from
+/// the state, stored by a finished handshake) against tlscache-core's get,
+/// take and store, and against OpenSSL's own cache, each through its
+/// load-generator engine, on 100k resident zipf ids.
 fn policy_overhead(c: &mut Criterion) {
     let state = state(STATE);
     let size = 100_000;
@@ -348,9 +352,25 @@ fn policy_overhead(c: &mut Criterion) {
                 .collect()
         })
         .collect();
-    for (name, streams) in [("lookup", &lookups), ("new_session", &stores)] {
+    let takes: Vec<Vec<Op>> = (0..2)
+        .map(|t| {
+            draws(STREAM, size, Dist::Zipf, 400 + t)
+                .into_iter()
+                .map(Op::TakeStore)
+                .collect()
+        })
+        .collect();
+    for (name, streams) in [
+        ("lookup", &lookups),
+        ("take", &takes),
+        ("new_session", &stores),
+    ] {
         let mut group = c.benchmark_group(format!("policy/{name}/100k"));
-        for kind in [EngineKind::Tlscache, EngineKind::Policy] {
+        for kind in [
+            EngineKind::Tlscache,
+            EngineKind::Policy,
+            EngineKind::Openssl,
+        ] {
             let engine = kind.build(2 * size, TTL).expect("a valid engine");
             fill(&*engine, &resident, &state);
             for t in [1usize, 2] {

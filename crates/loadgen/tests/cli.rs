@@ -55,7 +55,11 @@ fn a_short_run_prints_every_engine_side_by_side() {
     std::fs::remove_file(&svg).ok();
     assert!(drawing.starts_with("<svg") && drawing.contains("tlscache-policy"));
     let outcomes = report["runs"][0]["outcomes"].as_array().unwrap();
-    assert_eq!(outcomes.len(), 7, "every engine, OpenSSL's own cache included");
+    assert_eq!(
+        outcomes.len(),
+        7,
+        "every engine, OpenSSL's own cache included"
+    );
     for o in outcomes {
         assert_eq!(o["connections"], 6000, "2 threads x 3000");
         assert!(o["hits"].as_u64().unwrap() <= o["lookups"].as_u64().unwrap());
