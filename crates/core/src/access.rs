@@ -2,7 +2,7 @@
 //! cache line with one another.
 //!
 //! Each shard has a few *stripes*, and a thread always records through the
-//! same one, picked by its number (see `sync::thread_index`: the smallest
+//! same one, picked by its number (see `threads`: the smallest
 //! number no live thread holds when it first reads). A shard has one
 //! *own* stripe per core, for the threads numbered below that, and as many
 //! *shared* stripes for every other thread. A stripe holds its threads' hit
@@ -32,7 +32,8 @@
 //! only then is an access lost from the buffer, and that is the lossy
 //! recording the crate's docs allow under concurrency.
 
-use crate::sync::{thread_index, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
+use crate::threads::thread_index;
 
 /// The full access stamp whose low half is `low`, taken as the one within
 /// 2^31 of `newest` (the newest stamp the shard's writers have seen).

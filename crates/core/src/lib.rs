@@ -61,7 +61,8 @@ mod listener;
 mod lru;
 mod shard;
 mod stats;
-pub mod sync;
+mod sync;
+mod threads;
 mod wheel;
 
 pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, MAX_SHARDS};
@@ -70,4 +71,9 @@ pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::BuildError;
 pub use listener::RemovalCause;
 pub use stats::CacheStats;
+/// The reference-counted handle values are stored and handed out as:
+/// `std::sync::Arc` (loom's under `cfg(loom)`, so that the loom models
+/// check the engine's own counts). Re-exported so that callers name the
+/// same type the cache does under either configuration.
 pub use sync::Arc;
+pub use threads::thread_number;

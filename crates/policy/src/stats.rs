@@ -1,6 +1,6 @@
 //! Counters mirroring OpenSSL's `SSL_CTX_sess_*` family.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
@@ -58,13 +58,6 @@ const STRIPED: usize = 9;
 /// the contention it saves.
 const MAX_STRIPES: usize = 64;
 
-/// Hands each thread its stripe, round robin.
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed);
-}
-
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<[AtomicU64; STRIPED]>]>,
     /// Kept whole: the auto-flush rule needs its exact value.
@@ -89,7 +82,11 @@ impl Counters {
 
     #[inline]
     pub(crate) fn bump(&self, counter: Counter) {
-        let stripe = STRIPE.with(|s| *s) & (self.stripes.len() - 1);
+        // The core's thread numbers: threads alive at once hold distinct
+        // numbers, the smallest free, so up to `stripes` of them never
+        // share a stripe (round-robin handing out let exited threads'
+        // stripes go unused while live ones doubled up).
+        let stripe = tlscache_core::thread_number() & (self.stripes.len() - 1);
         self.stripes[stripe][counter as usize].fetch_add(1, Ordering::Relaxed);
     }
 
