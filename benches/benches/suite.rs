@@ -336,30 +336,20 @@ fn policy_overhead(c: &mut Criterion) {
     let state = state(STATE);
     let size = 100_000;
     let resident = keys(size, 7);
-    let lookups: Vec<Vec<Op>> = (0..2)
-        .map(|t| {
-            draws(STREAM, size, Dist::Zipf, 200 + t)
-                .into_iter()
-                .map(Op::Get)
-                .collect()
-        })
-        .collect();
-    let stores: Vec<Vec<Op>> = (0..2)
-        .map(|t| {
-            draws(STREAM, size, Dist::Zipf, 300 + t)
-                .into_iter()
-                .map(Op::Store)
-                .collect()
-        })
-        .collect();
-    let takes: Vec<Vec<Op>> = (0..2)
-        .map(|t| {
-            draws(STREAM, size, Dist::Zipf, 400 + t)
-                .into_iter()
-                .map(Op::TakeStore)
-                .collect()
-        })
-        .collect();
+    // Two threads' streams of `op` on zipf draws, seeded from `seed`.
+    let streams = |seed: u64, op: fn(u32) -> Op| -> Vec<Vec<Op>> {
+        (0..2)
+            .map(|t| {
+                draws(STREAM, size, Dist::Zipf, seed + t)
+                    .into_iter()
+                    .map(op)
+                    .collect()
+            })
+            .collect()
+    };
+    let lookups = streams(200, Op::Get);
+    let stores = streams(300, Op::Store);
+    let takes = streams(400, Op::TakeStore);
     for (name, streams) in [
         ("lookup", &lookups),
         ("take", &takes),
