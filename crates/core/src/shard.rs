@@ -569,8 +569,9 @@ where
             // Grow by doubling, but not past the shard's capacity (plus
             // the one an insert links before it evicts), so a full bounded
             // shard carries no slack. Slots still waiting for the epoch
-            // collector can take more than that (60 to 100 a shard in a
-            // 2-thread 90/9/1 mix); past it, grow by an eighth at a time,
+            // collector can take more than that (60 to 100 a shard in
+            // `latency`'s 2-thread 90/9/1 mix, counted at the shards' drop
+            // in an instrumented build); past it, grow by an eighth at a time,
             // never by one: reserving exactly one more copies both lists
             // whole.
             let bound = st.capacity.saturating_add(1);
