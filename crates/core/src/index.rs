@@ -193,6 +193,18 @@ impl Table {
         }
     }
 
+    /// Starts loading the control word and the entries of the group a
+    /// key of hash `hash` starts its probe at (see
+    /// [`prefetch`](crate::sync::prefetch)): a writer asks before it takes
+    /// the lock, so the misses overlap the lock and its upkeep.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        // Truncation intended: the tag is the hash's low half.
+        let at = self.home(hash as u32);
+        prefetch(std::ptr::from_ref(&self.ctrl[at]));
+        prefetch(std::ptr::from_ref(&self.groups[at]));
+    }
+
     /// The node for `key` (hash `hash`), expired or not. Lock-free: atomic
     /// loads only.
     #[inline]

@@ -291,6 +291,7 @@ where
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
         let Ctx { config, guard, now } = ctx;
+        self.table(guard).prefetch(hash);
         let mut w = self.begin(config, guard);
         w.maintain(now);
         w.prefetch_victim();
@@ -341,6 +342,7 @@ where
         Q: Eq + ?Sized,
     {
         let Ctx { config, guard, now } = ctx;
+        self.table(guard).prefetch(hash);
         let mut w = self.begin(config, guard);
         w.maintain(now);
         let out = w
