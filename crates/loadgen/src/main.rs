@@ -142,11 +142,14 @@ impl Choice {
 
 /// Prints `message` and the usage to stderr and exits with status 2.
 fn usage_error(message: String) -> ! {
-    let usage = Args::command().render_usage();
-    eprint!("{message}");
+    // clap's own messages end in the "--help" hint, and some carry the
+    // usage already: add each only where it is missing.
+    const HINT: &str = "For more information, try '--help'.";
+    let mut message = message.trim_end().replace(HINT, "").trim_end().to_string();
     if !message.contains("Usage:") {
-        eprintln!("\n{usage}\n\nFor more information, try '--help'.");
+        message.push_str(&format!("\n\n{}", Args::command().render_usage()));
     }
+    eprintln!("{message}\n\n{HINT}");
     std::process::exit(2)
 }
 
@@ -195,8 +198,8 @@ fn main() -> ExitCode {
     let per_engine = |w: &Workload| (w.ops + w.warmup) * w.threads as u64;
     let total: u64 = workloads.iter().map(per_engine).sum::<u64>() * engines.len() as u64;
     eprintln!(
-        "{:?}: {} connections per thread, threads {:?}, {} engines",
-        workload.preset,
+        "{} preset: {} connections per thread, threads {:?}, {} engines",
+        workload.preset.name(),
         workload.ops,
         sweep,
         engines.len()
@@ -259,8 +262,8 @@ fn main() -> ExitCode {
     bar.finish_and_clear();
 
     println!(
-        "{:?} preset, {} connections per thread, {} clients (zipf {}), resume {:.0}%{}, capacity {}, on {}",
-        workload.preset,
+        "{} preset, {} connections per thread, {} clients (zipf {}), resume {:.0}%{}, capacity {}, on {}",
+        workload.preset.name(),
         workload.ops,
         workload.clients,
         workload.zipf,

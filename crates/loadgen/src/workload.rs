@@ -25,6 +25,18 @@ pub enum Preset {
     ReadMostly,
 }
 
+impl Preset {
+    /// The preset's name as `--preset` takes it (`tls13-tickets`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Proxy => "proxy",
+            Preset::Tls13Tickets => "tls13-tickets",
+            Preset::Churn => "churn",
+            Preset::ReadMostly => "read-mostly",
+        }
+    }
+}
+
 /// Everything that defines a run. Runs with equal workloads and seeds see
 /// the same connections in the same order.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -112,6 +112,14 @@ fn bad_flags_exit_2_with_usage() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("Usage:"), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr
+                .matches("For more information, try '--help'.")
+                .count(),
+            1,
+            "{args:?}: the hint once: {stderr}"
+        );
+        assert_eq!(stderr.matches("Usage:").count(), 1, "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
@@ -197,4 +205,28 @@ fn external_runs_two_proxies_on_a_real_redis() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not answer"), "{err}");
+}
+
+#[test]
+fn the_report_names_the_preset_as_the_flag_takes_it() {
+    let out = loadgen(&[
+        "--preset",
+        "tls13-tickets",
+        "--engines",
+        "tlscache",
+        "--ops",
+        "2000",
+        "--warmup",
+        "500",
+        "--capacity",
+        "1000",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("tls13-tickets preset, "), "{table}");
+    assert!(!table.contains("Tls13Tickets"), "{table}");
 }
