@@ -1,6 +1,7 @@
 """Turns one tools/bench run (target/criterion, and the mem and latency
-probes' output in the environment) into the README's tables. Called by
-tools/bench; not meant to be run alone."""
+probes' output in the environment) into the README's results table and
+the full tables of docs/performance.md. Called by tools/bench; not meant
+to be run alone."""
 
 import json
 import os
@@ -142,15 +143,45 @@ if per:
         q = per.get("quick_cache")
         out.append(f"| {name} | {b:.1f} | {b / q:.2f}× |" if q else f"| {name} | {b:.1f} | – |")
 
-block = f"Measured on {os.environ['MACHINE']} by `{os.environ['COMMAND']}`.\n\n" + "\n".join(out) + "\n"
+head = f"Measured on {os.environ['MACHINE']} by `{os.environ['COMMAND']}`.\n\n"
+block = head + "\n".join(out) + "\n"
 print(block)
-if os.environ.get("WRITE_README") == "1":
-    readme = pathlib.Path("README.md")
-    text = readme.read_text()
+
+# The README's one table: every operation at 100k zipf ids, 1 and 2
+# threads, against the peers; the rest of the run goes to the docs.
+brief = ["| op | threads | tlscache Mops/s | ÷ quick_cache | ÷ Mutex<LruCache> |", "|---|---|---|---|---|"]
+for op, dist, size, t, tc, peers in rows:
+    if dist == "zipf" and size == "100k" and t in ("1", "2"):
+        brief.append(f"| {op} | {t} | {mops(tc)} | {ratio(tc, peers[0])} | {ratio(tc, peers[2])} |")
+notes = []
+if "tlscache" in latency and "quick_cache" in latency:
+    notes.append(f"Lookup p99.9 in the 2-thread 90/9/1 mix: {latency['tlscache'][2]} ns, quick_cache {latency['quick_cache'][2]} ns.")
+if "tlscache" in per and "quick_cache" in per:
+    notes.append(f"Bytes per entry: {per['tlscache']:.1f}, {per['tlscache'] / per['quick_cache']:.2f}× quick_cache's.")
+readme_block = (
+    head
+    + "Throughput (`cargo bench -p tlscache-benches --bench suite`), 100k entries, zipf ids, median Mops/s over all threads, and tlscache's throughput divided by each peer's (`get_hit`, `get_miss`: lookups; `insert`: stores over twice the capacity; `take`: a take and the store that puts it back; `ticket`: TLS 1.3 tickets, a take and two stores; `mix`: 90% lookups, 9% stores, 1% takes):\n\n"
+    + "\n".join(brief)
+    + "\n\n"
+    + " ".join(notes)
+    + ("\n\n" if notes else "")
+    + "Every table of this run (targets, every size, distribution and thread count, expiry, the policy layer against the core and OpenSSL's own cache, latency, memory) is in [docs/performance.md](docs/performance.md#benchmark-tables).\n"
+)
+
+
+def replace_block(path, text):
+    """Writes `text` between the bench markers of `path`."""
+    f = pathlib.Path(path)
+    body = f.read_text()
     start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
-    if start not in text or end not in text:
-        raise SystemExit("README.md has no bench markers")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(head + start + block + end + tail)
-    print("README.md updated")
+    if start not in body or end not in body:
+        raise SystemExit(f"{path} has no bench markers")
+    before, rest = body.split(start, 1)
+    _, after = rest.split(end, 1)
+    f.write_text(before + start + text + end + after)
+    print(f"{path} updated")
+
+
+if os.environ.get("WRITE_README") == "1":
+    replace_block("README.md", readme_block)
+    replace_block("docs/performance.md", block)
