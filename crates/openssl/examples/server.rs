@@ -1,7 +1,7 @@
 //! A TLS server on OpenSSL whose sessions live in tlscache, for real
 //! clients such as `openssl s_client -reconnect` and `openssl s_time`.
 //!
-//! `cargo run -p tlscache-openssl --example server -- [--port N]
+//! `cargo run -p tlscache-openssl --example openssl-server -- [--port N]
 //! [--connections N] [--cache tlscache|openssl]`
 //!
 //! It listens on 127.0.0.1 (port 0: any free port; the first line printed
