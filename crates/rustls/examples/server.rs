@@ -108,7 +108,7 @@ fn serve(mut stream: TcpStream, config: Arc<ServerConfig>, cache: &SessionCache,
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = args().map_err(|e| {
-        format!("{e}\nusage: server [--port N] [--connections N] [--cache tlscache|rustls]")
+        format!("{e}\nusage: rustls-server [--port N] [--connections N] [--cache tlscache|rustls]")
     })?;
     let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
     let cache = Arc::new(
