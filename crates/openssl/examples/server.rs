@@ -106,7 +106,9 @@ fn serve(stream: TcpStream, ctx: &SslContext, cache: &SessionCache, counts: &Cou
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = args().map_err(|e| {
-        format!("{e}\nusage: openssl-server [--port N] [--connections N] [--cache tlscache|openssl]")
+        format!(
+            "{e}\nusage: openssl-server [--port N] [--connections N] [--cache tlscache|openssl]"
+        )
     })?;
     let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
     let cache = Arc::new(SessionCache::builder().mode(CacheMode::SERVER).build()?);
