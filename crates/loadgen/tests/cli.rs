@@ -69,9 +69,20 @@ fn a_short_run_prints_every_engine_side_by_side() {
     }
 }
 
+/// The table a successful run prints (the run's stderr if it fails).
+fn table_of(args: &[&str]) -> String {
+    let out = loadgen(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn a_thread_sweep_reports_each_count() {
-    let out = loadgen(&[
+    let text = table_of(&[
         "--ops",
         "2000",
         "--warmup",
@@ -81,12 +92,6 @@ fn a_thread_sweep_reports_each_count() {
         "--engines",
         "moka",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("\n1 threads:\n") && text.contains("\n3 threads:\n"),
         "{text}"
@@ -209,7 +214,7 @@ fn external_runs_two_proxies_on_a_real_redis() {
 
 #[test]
 fn the_report_names_the_preset_as_the_flag_takes_it() {
-    let out = loadgen(&[
+    let table = table_of(&[
         "--preset",
         "tls13-tickets",
         "--engines",
@@ -221,12 +226,6 @@ fn the_report_names_the_preset_as_the_flag_takes_it() {
         "--capacity",
         "1000",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.starts_with("tls13-tickets preset, "), "{table}");
     assert!(!table.contains("Tls13Tickets"), "{table}");
 }
