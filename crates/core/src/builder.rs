@@ -84,8 +84,10 @@ impl<K, V> CacheBuilder<K, V, RandomState> {
 }
 
 impl<K, V, S> CacheBuilder<K, V, S> {
-    /// The most entries the cache holds (a hard bound, split evenly across
-    /// shards).
+    /// The most entries the cache holds: a hard bound, split evenly across
+    /// the shards, or, below [`POOLED_PER_SHARD`](crate::POOLED_PER_SHARD)
+    /// entries a shard, shared by them all. Any size from 1 works with any
+    /// shard count.
     pub fn capacity(mut self, entries: usize) -> Self {
         self.capacity = Some(entries);
         self
@@ -97,7 +99,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The number of shards: a power of two, at most the capacity.
+    /// The number of shards: a power of two.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -209,9 +211,6 @@ pub(crate) fn validate(capacity: Option<usize>, shards: usize) -> Result<(), Bui
     if let Some(capacity) = capacity {
         if capacity == 0 {
             return Err(BuildError::ZeroCapacity);
-        }
-        if shards > capacity {
-            return Err(BuildError::MoreShardsThanCapacity { shards, capacity });
         }
         if capacity.div_ceil(shards) > MAX_SHARD_ENTRIES {
             return Err(BuildError::CapacityTooLarge {

@@ -14,7 +14,18 @@ use crate::listener::RemovalCause;
 use crate::shard::{Config, Ctx, Shard, MAX_SHARD_ENTRIES};
 use crate::stats::CacheStats;
 use crate::sync::epoch;
-use crate::sync::Arc;
+use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+
+/// A capacity below this many entries per shard is not split over the
+/// shards but pooled: every shard may hold any number of entries, and an
+/// insert that takes the whole cache past its capacity evicts (see
+/// `Cache::trim`). A split bound lets a shard evict while others have room,
+/// which matters when a shard's part is small (a shard of 64 entries
+/// typically fills while the cache is under nine tenths full), and a
+/// capacity smaller than the shard count could not be split at all.
+/// Pooling costs a sum over the shards' counts per insert, small for the
+/// small caches that use it.
+pub const POOLED_PER_SHARD: usize = 64;
 
 /// A clear of more entries than this runs its shards in parallel.
 #[cfg(not(loom))]
@@ -56,6 +67,10 @@ pub struct Cache<K, V, S = RandomState> {
     eager: bool,
     config: Config<K, V>,
     max_weight: u64,
+    /// The capacity when it is pooled (see [`POOLED_PER_SHARD`]), else 0.
+    pooled: AtomicU64,
+    /// Serializes pooled trims, so two inserts never evict for one excess.
+    trimming: Mutex<()>,
 }
 
 impl<K, V> Cache<K, V, RandomState>
@@ -93,6 +108,7 @@ where
                 Shard::new(
                     builder.capacity.is_some(),
                     shard_capacity(builder.capacity, shards, i),
+                    builder.capacity.map_or(0, |c| c.div_ceil(shards)),
                     shard_weight(max_weight, shards, i),
                     stripes,
                     now,
@@ -111,6 +127,8 @@ where
                 listener: builder.listener,
             },
             max_weight,
+            pooled: AtomicU64::new(pooled(builder.capacity, shards)),
+            trimming: Mutex::new(()),
         }
     }
 
@@ -279,7 +297,37 @@ where
             guard,
             now,
         };
-        shard.insert(ctx, hash, key, value, deadline, replaced, decide)
+        let out = shard.insert(ctx, hash, key, value, deadline, replaced, decide);
+        // Relaxed: a capacity change racing this insert trims by itself.
+        let pooled = self.pooled.load(Ordering::Relaxed);
+        if pooled != 0 && out.is_ok() {
+            self.trim(pooled, (hash >> 32) as usize & self.shard_mask);
+        }
+        out
+    }
+
+    /// Under a pooled capacity, evicts until the cache holds at most
+    /// `capacity` entries: least recently used first within a shard,
+    /// starting with shard `first` (where the insert went, whose newest
+    /// entry stays) and going round the others. Serialized, so entries in
+    /// flight from concurrent inserts are evicted once, not once per
+    /// insert; the count may pass the capacity for as long as an insert
+    /// takes to reach here.
+    fn trim(&self, capacity: u64, first: usize) {
+        if self.len() <= capacity {
+            return;
+        }
+        let _one = lock(&self.trimming);
+        while self.len() > capacity {
+            let shards = self.shards.len();
+            let evicted = (0..shards).any(|k| {
+                let i = (first + k) & self.shard_mask;
+                self.shards[i].evict_one(&self.config, usize::from(k == 0))
+            });
+            if !evicted {
+                break;
+            }
+        }
     }
 
     /// Removes `key` and returns its live value.
@@ -311,6 +359,18 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.remove_inner(key, RemovalCause::Taken, |_| true)
+    }
+
+    /// [`take`](Self::take) only if `pred` approves of the live value,
+    /// decided under the shard lock, so among racing takers exactly one
+    /// gets a value `pred` approves and a value it refuses stays (a ticket
+    /// offered in the wrong context is not consumed by the refusal).
+    pub fn take_if<Q>(&self, key: &Q, pred: impl FnOnce(&Arc<V>) -> bool) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_inner(key, RemovalCause::Taken, pred)
     }
 
     fn remove_inner<Q>(
@@ -368,13 +428,25 @@ where
     /// least recently used entries, shard by shard, before returning.
     /// `None` removes the bound.
     pub fn set_capacity(&self, capacity: Option<usize>) -> Result<(), BuildError> {
-        validate(capacity, self.shards.len())?;
+        let shards = self.shards.len();
+        validate(capacity, shards)?;
+        let pooled = pooled(capacity, shards);
+        // Pooling stops before the shards shrink to their parts, and starts
+        // after they grow to the whole, so no shard evicts for a bound
+        // that is about to go.
+        if pooled == 0 {
+            self.pooled.store(0, Ordering::Relaxed);
+        }
         for (i, shard) in self.shards.iter().enumerate() {
             shard.set_capacity(
                 &self.config,
-                shard_capacity(capacity, self.shards.len(), i),
-                shard_weight(self.max_weight, self.shards.len(), i),
+                shard_capacity(capacity, shards, i),
+                shard_weight(self.max_weight, shards, i),
             );
+        }
+        if pooled != 0 {
+            self.pooled.store(pooled, Ordering::Relaxed);
+            self.trim(pooled, 0);
         }
         Ok(())
     }
@@ -411,9 +483,23 @@ where
     }
 }
 
+/// The capacity if it is pooled (see [`POOLED_PER_SHARD`]), else 0.
+fn pooled(capacity: Option<usize>, shards: usize) -> u64 {
+    match capacity {
+        Some(c) if shards > 1 && c < shards * POOLED_PER_SHARD => c as u64,
+        _ => 0,
+    }
+}
+
+/// Shard `index`'s entry bound: its part of the capacity, or all of it
+/// when pooled.
 fn shard_capacity(capacity: Option<usize>, shards: usize, index: usize) -> usize {
     capacity.map_or(MAX_SHARD_ENTRIES, |c| {
-        split(c as u64, shards, index) as usize
+        if pooled(capacity, shards) != 0 {
+            c
+        } else {
+            split(c as u64, shards, index) as usize
+        }
     })
 }
 

@@ -20,14 +20,6 @@ pub enum BuildError {
         /// The largest shard count allowed.
         max: usize,
     },
-    /// Each shard needs room for at least one entry.
-    #[error("{shards} shards cannot share a capacity of {capacity}: each shard needs room for one entry")]
-    MoreShardsThanCapacity {
-        /// The shard count asked for.
-        shards: usize,
-        /// The capacity asked for.
-        capacity: usize,
-    },
     /// A shard can address at most about 4 billion entries.
     #[error("capacity {capacity} exceeds {max} entries per shard; use more shards")]
     CapacityTooLarge {

@@ -66,10 +66,11 @@ mod threads;
 mod wheel;
 
 pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, MAX_SHARDS};
-pub use cache::Cache;
+pub use cache::{Cache, POOLED_PER_SHARD};
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::BuildError;
 pub use listener::RemovalCause;
+pub use shard::MAX_SHARD_ENTRIES;
 pub use stats::CacheStats;
 /// The reference-counted handle values are stored and handed out as:
 /// `std::sync::Arc` (loom's under `cfg(loom)`, so that the loom models

@@ -19,7 +19,7 @@ use crate::wheel::{now_tick, Wheel};
 /// Slots a shard can address: arena slots are `u32` (and stored plus one),
 /// and the wheel and LRU reserve a few hundred link indices for their list
 /// heads.
-pub(crate) const MAX_SHARD_ENTRIES: usize = (u32::MAX - 1024) as usize;
+pub const MAX_SHARD_ENTRIES: usize = (u32::MAX - 1024) as usize;
 
 /// Entries an unbounded shard's index is first sized for; it doubles when
 /// it fills. A bounded shard's index is sized for its capacity from the
@@ -177,19 +177,23 @@ where
     K: Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
+    /// A shard bounded to `capacity` entries (if `bounded`) whose index
+    /// and arena start sized for `expected` of them (its part of a pooled
+    /// capacity may be far below its bound; both grow as needed).
     pub(crate) fn new(
         bounded: bool,
         capacity: usize,
+        expected: usize,
         max_weight: u64,
         stripes: usize,
         now: u64,
     ) -> Self {
         let groups = Table::groups_for(if bounded {
-            capacity.saturating_add(1)
+            expected.min(capacity).saturating_add(1)
         } else {
             INITIAL_ENTRIES
         });
-        let arena = Arena::new(bounded.then_some(capacity));
+        let arena = Arena::new(bounded.then_some(expected.min(capacity)));
         Self {
             table: Atomic::new(Table::new(groups)),
             nodes: arena.nodes(),
@@ -379,6 +383,24 @@ where
         }
         w.flush = true;
         w.finish(config);
+    }
+
+    /// Evicts the least recently used entry if the shard holds more than
+    /// `keep`; says whether it did. For a pooled capacity's trim.
+    pub(crate) fn evict_one(&self, config: &Config<K, V>, keep: usize) -> bool {
+        let guard = &epoch::pin();
+        let mut w = self.begin(config, guard);
+        // Buffered accesses first, so the evictor sees every recent use.
+        w.maintain(None);
+        let len = w.st.len;
+        let evicted = len > keep;
+        if evicted {
+            let capacity = std::mem::replace(&mut w.st.capacity, len - 1);
+            w.evict();
+            w.st.capacity = capacity;
+        }
+        w.finish(config);
+        evicted
     }
 
     /// Sets the shard's bounds and evicts down to them.

@@ -6,7 +6,9 @@
 //! share one.
 
 /// The number of a thread that has given its number back (it is exiting):
-/// it records through the shared stripes (see `access`).
+/// it records through the shared stripes (see `access`). Loom's threads
+/// are numbered by loom's own model, which never retires one.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) const RETIRED: usize = usize::MAX;
 
 /// The number in `index`, which `next` gives it if it has none yet.

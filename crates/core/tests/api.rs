@@ -103,6 +103,61 @@ fn take_hands_out_once() {
     assert_eq!(taken(&log), vec![(3, 30, RemovalCause::Taken)]);
 }
 
+/// A capacity too small to split over the shards is pooled: any capacity
+/// works with any shard count, and the cache fills to its capacity before
+/// it evicts, whichever shards the keys land in.
+#[test]
+fn a_small_capacity_is_shared_by_all_shards() {
+    for (capacity, shards) in [(1, 8), (4, 8), (5, 64), (100, 4), (511, 8)] {
+        let c: Cache<u32, u32> = Cache::builder()
+            .capacity(capacity)
+            .shards(shards)
+            .build()
+            .unwrap();
+        for k in 0..capacity as u32 {
+            c.insert(k, Arc::new(k));
+            assert_eq!(
+                c.len(),
+                u64::from(k) + 1,
+                "{capacity}/{shards}: evicted with room"
+            );
+        }
+        for k in 0..50 {
+            c.insert(1000 + k, Arc::new(k));
+            assert_eq!(c.len(), capacity as u64, "{capacity}/{shards}");
+            assert!(c.get(&(1000 + k)).is_some(), "the newcomer stays");
+        }
+        assert_eq!(c.stats().evictions, 50);
+    }
+    // Moving between pooled and split capacities keeps the bound.
+    let c: Cache<u32, u32> = Cache::builder().capacity(10_000).shards(4).build().unwrap();
+    for k in 0..5000 {
+        c.insert(k, Arc::new(k));
+    }
+    c.set_capacity(Some(3)).unwrap();
+    assert_eq!(c.len(), 3);
+    for k in 0..10 {
+        c.insert(9000 + k, Arc::new(k));
+    }
+    assert_eq!(c.len(), 3);
+    c.set_capacity(Some(1000)).unwrap();
+    for k in 0..2000 {
+        c.insert(20_000 + k, Arc::new(k));
+    }
+    assert!(c.len() <= 1000);
+}
+
+#[test]
+fn take_if_leaves_what_it_refuses() {
+    let (c, _, log) = logged(10);
+    c.insert(3, Arc::new(30));
+    assert_eq!(c.take_if(&3, |v| **v == 31), None);
+    assert_eq!(c.get(&3).as_deref(), Some(&30), "a refused value stays");
+    assert_eq!(c.take_if(&3, |v| **v == 30).as_deref(), Some(&30));
+    assert_eq!(c.take_if(&3, |_| true), None);
+    assert_eq!(taken(&log), vec![(3, 30, RemovalCause::Taken)]);
+}
+
 #[test]
 fn exact_lru_order_single_threaded() {
     let (c, _, log) = logged(4);
@@ -540,13 +595,6 @@ fn bad_settings_are_typed_errors() {
         build(Cache::builder().shards(1 << 20)),
         Err(BuildError::TooManyShards { .. })
     ));
-    assert_eq!(
-        build(Cache::builder().capacity(4).shards(8)),
-        Err(BuildError::MoreShardsThanCapacity {
-            shards: 8,
-            capacity: 4
-        })
-    );
     assert!(matches!(
         build(Cache::builder().capacity(usize::MAX).shards(1)),
         Err(BuildError::CapacityTooLarge { .. })

@@ -42,7 +42,9 @@ pub fn install(
     let get_cache = Arc::clone(&cache);
     let get = move |ssl: &mut SslRef, id: &[u8]| -> Option<SslSession> {
         let found = if ssl.version2() == Some(SslVersion::TLS1_3) {
-            get_cache.lookup_once(id, sid_ctx.as_bytes())
+            // Only a TLS 1.3 session is taken: a TLS 1.2 session id sent as
+            // a ticket would fail OpenSSL's version check after the take.
+            get_cache.lookup_once_version(id, sid_ctx.as_bytes(), ProtocolVersion::TLS1_3)
         } else {
             get_cache.lookup(id, sid_ctx.as_bytes())
         }?;

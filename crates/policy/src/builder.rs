@@ -104,7 +104,7 @@ impl SessionCacheBuilder {
         self
     }
 
-    /// The engine's shard count (a power of two, at most the cache size);
+    /// The engine's shard count (a power of two, any cache size);
     /// by default a few per core. One shard makes eviction exact LRU.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
@@ -153,6 +153,7 @@ impl SessionCacheBuilder {
         let clock = SharedClock(self.clock.unwrap_or_else(|| Arc::new(SystemClock)));
         let counters = Arc::new(Counters::new());
         let external = self.external.map(|store| External {
+            shares: store.shares_sessions(),
             store,
             budget: self.external_budget,
             counters: Arc::clone(&counters),

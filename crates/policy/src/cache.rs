@@ -5,14 +5,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tlscache_core::Cache;
+use tlscache_core::{Cache, MAX_SHARD_ENTRIES};
 
-use crate::builder::{ConfigError, SessionCacheBuilder, DEFAULT_TIMEOUT};
+use crate::builder::{SessionCacheBuilder, DEFAULT_TIMEOUT};
 use crate::client::ClientStore;
 use crate::clock::SharedClock;
 use crate::external::{ExternalStore, Fetched, Removal, StoreError};
 use crate::mode::CacheMode;
-use crate::session::{SessionBuilder, SessionError, SessionId, SidCtx};
+use crate::session::{ProtocolVersion, SessionBuilder, SessionError, SessionId, SidCtx};
 use crate::stats::{Counter, Counters, SessionStats};
 use crate::Session;
 
@@ -40,9 +40,12 @@ pub(crate) struct Config {
 /// then evicts while `SSL_CTX_sess_number >= SSL_CTX_sess_get_cache_size`:
 /// the new session is already counted, so a full cache of size N holds
 /// N − 1 sessions (size 1 holds one: the loop finds no tail to evict). We
-/// keep that bound. Size 0 is unbounded.
+/// keep that bound. Size 0 is unbounded, and so is a size past what one
+/// shard can address ([`MAX_SHARD_ENTRIES`], over four billion sessions):
+/// no process holds that many, so the two cannot be told apart.
 pub(crate) fn capacity_for(size: u64) -> Option<usize> {
-    (size != 0).then(|| usize::try_from(size.saturating_sub(1).max(1)).unwrap_or(usize::MAX))
+    let capacity = usize::try_from(size.saturating_sub(1).max(1)).ok()?;
+    (size != 0 && capacity <= MAX_SHARD_ENTRIES).then_some(capacity)
 }
 
 /// Where in the engine's time a session's entry is flushed: the first
@@ -53,6 +56,46 @@ fn flush_deadline(session: &Session) -> Duration {
         .expires_at()
         .and_then(|last| last.checked_add(1))
         .map_or(Duration::MAX, Duration::from_secs)
+}
+
+/// What a resumption asks of a session it found.
+struct Wanted<'a> {
+    sid_ctx: &'a SidCtx,
+    /// The negotiated protocol version, when the caller has the cache
+    /// check it.
+    version: Option<ProtocolVersion>,
+    /// Seconds since the epoch.
+    now: u64,
+}
+
+/// Whether a found session resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Resumes,
+    /// Timed out: counted, and removed from the cache.
+    Expired,
+    /// Another version or context, non-resumable, or from the future: not
+    /// counted, and left where it is.
+    Refused,
+}
+
+impl Wanted<'_> {
+    /// `ssl_get_prev_session`'s checks in its order (version, context,
+    /// timeout), then the two this crate adds (see the crate docs).
+    fn verdict(&self, session: &Session) -> Verdict {
+        if self.version.is_some_and(|v| v != session.version()) || session.sid_ctx() != self.sid_ctx
+        {
+            Verdict::Refused
+        } else if session.is_expired(self.now) {
+            Verdict::Expired
+        } else if session.time() > self.now.saturating_add(MAX_CLOCK_SKEW)
+            || !session.is_resumable()
+        {
+            Verdict::Refused
+        } else {
+            Verdict::Resumes
+        }
+    }
 }
 
 /// Which end of a handshake an event comes from.
@@ -79,8 +122,15 @@ pub enum Handshake<'a> {
     /// A full handshake made this session (and a TLS 1.3 server issuing a
     /// ticket after a resumption reports the ticket's session this way).
     New(&'a Arc<Session>),
-    /// A previous session was resumed.
+    /// A previous session was resumed. On the server, the hit was counted
+    /// by the [`lookup`](SessionCache::lookup) that found it; on the
+    /// client it is counted now.
     Resumed,
+    /// A session the cache never saw was resumed: a stateless ticket the
+    /// TLS stack decrypted itself. Counted as a hit (OpenSSL counts
+    /// `sess_hit` for every resumption, tickets included); nothing is
+    /// looked up or stored.
+    ResumedStateless,
     /// A full handshake whose sessions were handed over already, through
     /// [`SessionCache::new_session`]: counted, and nothing stored.
     Full,
@@ -92,6 +142,8 @@ pub(crate) struct External {
     pub(crate) store: Arc<dyn ExternalStore>,
     pub(crate) budget: Duration,
     pub(crate) counters: Arc<Counters>,
+    /// [`ExternalStore::shares_sessions`], asked once.
+    pub(crate) shares: bool,
 }
 
 impl External {
@@ -159,16 +211,21 @@ impl SessionCache {
     }
 
     /// `SSL_CTX_sess_set_cache_size`: sets the size (0: unbounded) and
-    /// returns the previous one. A smaller size evicts at once, shard by
-    /// shard, while lookups carry on; each eviction counts as `cache_full`.
-    ///
-    /// Fails, changing nothing, if the engine cannot hold the size (a size
-    /// below the shard count).
-    pub fn set_cache_size(&self, size: u64) -> Result<u64, ConfigError> {
-        self.try_update(|c| {
+    /// returns the previous one. Every size works with every shard count:
+    /// a full cache of size N holds N − 1 sessions, as OpenSSL's does (see
+    /// the crate docs on how shards share the bound). A smaller size
+    /// evicts at once, shard by shard, while lookups carry on; each
+    /// eviction counts as `cache_full`.
+    pub fn set_cache_size(&self, size: u64) -> u64 {
+        let set: Result<u64, tlscache_core::BuildError> = self.try_update(|c| {
             self.sessions.set_capacity(capacity_for(size))?;
             Ok(std::mem::replace(&mut c.cache_size, size))
-        })
+        });
+        // A capacity `capacity_for` gives fits any power-of-two shard
+        // count, the only kind a cache is built with; were the engine to
+        // refuse one, the size would stay as it was.
+        debug_assert!(set.is_ok(), "{set:?}");
+        set.unwrap_or_else(|_| self.cache_size())
     }
 
     /// `SSL_CTX_get_timeout`: the timeout given to new sessions, in seconds.
@@ -238,7 +295,26 @@ impl SessionCache {
     /// least recently used session (counted as `cache_full`, marked
     /// non-resumable, reported to the external store's remove). Works in
     /// every mode. One shard lock; O(1).
+    ///
+    /// Under [`CacheMode::UPDATE_TIME`] the session's creation time is set
+    /// to now first (OpenSSL 3.2's `SSL_CTX_add_session`), so its timeout
+    /// runs from this add; the identical object is then refreshed in place
+    /// (its new deadline, and most recently used) and `false` returned.
     pub fn add_session(&self, session: &Arc<Session>) -> bool {
+        if self.config.load().mode.contains(CacheMode::UPDATE_TIME) {
+            session.set_time(self.clock.secs());
+            let mut identical = false;
+            let stored = self.sessions.insert_if_until(
+                *session.id(),
+                Arc::clone(session),
+                flush_deadline(session),
+                |current| {
+                    identical = current.is_some_and(|c| Arc::ptr_eq(c, session));
+                    true
+                },
+            );
+            return stored.is_ok() && !identical;
+        }
         let fresh =
             |current: Option<&Arc<Session>>| !current.is_some_and(|c| Arc::ptr_eq(c, session));
         self.sessions
@@ -331,40 +407,104 @@ impl SessionCache {
             }
             found = Some(session);
         }
-        self.judge(found?, &sid_ctx, true)
+        self.judge(found?, &sid_ctx)
     }
 
     /// Single-use resumption for TLS 1.3 stateful tickets and 0-RTT
-    /// anti-replay: like [`lookup`](Self::lookup), but the session leaves
-    /// the cache as it is found, so among any number of racing handshakes
-    /// at most one resumes it.
+    /// anti-replay: like [`lookup`](Self::lookup), but the session it
+    /// resumes leaves the cache as it is found, so among any number of
+    /// racing handshakes at most one resumes it.
     ///
-    /// With an external store the store decides: the session resumes only
-    /// if the store's atomic [`take_session`](ExternalStore::take_session)
-    /// also yields it (so a ticket used on another server sharing the store
-    /// does not resume here), and a store error means no resumption. A
-    /// taken session is never copied into the internal cache. A session
-    /// from another context is consumed all the same.
+    /// Only a session that resumes is consumed: one from another session-id
+    /// context, one marked non-resumable or one from the future stays
+    /// where it is, uncounted, as if never offered. An expired one is
+    /// removed and counted as a timeout, as [`lookup`](Self::lookup) does.
+    /// The decision and the removal are one step under the shard's lock.
+    /// The protocol version is not checked here; a TLS stack that can
+    /// offer a session of another version under the same id (a TLS 1.2
+    /// session id sent as a TLS 1.3 ticket) uses
+    /// [`lookup_once_version`](Self::lookup_once_version).
+    ///
+    /// With an external store that [shares
+    /// sessions](ExternalStore::shares_sessions) the store decides: the
+    /// session resumes only if the store's atomic
+    /// [`take_session`](ExternalStore::take_session) also yields it (so a
+    /// ticket used on another server sharing the store does not resume
+    /// here), and a store error means no resumption. A store that only
+    /// listens is asked only after a local miss. A taken session is never
+    /// copied into the internal cache.
     pub fn lookup_once(&self, id: &[u8], sid_ctx: &[u8]) -> Option<Arc<Session>> {
+        self.take_resumable(id, sid_ctx, None)
+    }
+
+    /// [`lookup_once`](Self::lookup_once) that also refuses, and leaves in
+    /// the cache, a session negotiated with a protocol version other than
+    /// `version`, the first check `ssl_get_prev_session` makes. A TLS 1.3
+    /// server passes [`ProtocolVersion::TLS1_3`], so a ClientHello naming a
+    /// TLS 1.2 session's id as its ticket neither resumes nor deletes it.
+    pub fn lookup_once_version(
+        &self,
+        id: &[u8],
+        sid_ctx: &[u8],
+        version: ProtocolVersion,
+    ) -> Option<Arc<Session>> {
+        self.take_resumable(id, sid_ctx, Some(version))
+    }
+
+    fn take_resumable(
+        &self,
+        id: &[u8],
+        sid_ctx: &[u8],
+        version: Option<ProtocolVersion>,
+    ) -> Option<Arc<Session>> {
         let id = SessionId::new(id).ok()?;
         let sid_ctx = SidCtx::new(sid_ctx).ok()?;
         let mode = self.config.load().mode;
+        let want = Wanted {
+            sid_ctx: &sid_ctx,
+            version,
+            now: self.clock.secs(),
+        };
         let mut found = None;
         if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
-            found = self.sessions.take(&id);
-            if found.is_none() {
+            let mut seen = false;
+            found = self.sessions.take_if(&id, |session| {
+                seen = true;
+                // An expired session goes too: a lookup removes it.
+                want.verdict(session) != Verdict::Refused
+            });
+            if !seen {
                 self.counters.bump(Counter::Misses);
             }
         }
-        if self.external.is_some() {
-            let remote = self.fetch(&id, |store| store.take_session(&id, &sid_ctx));
-            match (&found, remote) {
-                (Some(_), None) => return None,
-                (Some(_), Some(_)) => {}
-                (None, remote) => found = remote,
+        match &self.external {
+            Some(external) if external.shares || found.is_none() => {
+                let remote = self.fetch(&id, |store| store.take_session(&id, &sid_ctx));
+                match (&found, remote) {
+                    (Some(_), None) if external.shares => return None,
+                    (Some(_), _) => {}
+                    (None, remote) => found = remote,
+                }
             }
+            _ => {}
         }
-        self.judge(found?, &sid_ctx, false)
+        let session = found?;
+        match want.verdict(&session) {
+            Verdict::Resumes => {
+                self.counters.bump(Counter::Hits);
+                Some(session)
+            }
+            Verdict::Expired => {
+                self.counters.bump(Counter::Timeouts);
+                // Out of the cache already (taken); the rest of a removal.
+                session.mark_not_resumable();
+                if let Some(external) = &self.external {
+                    external.call(|store| store.remove_session(&session, Removal::Expired));
+                }
+                None
+            }
+            Verdict::Refused => None,
+        }
     }
 
     /// An external store's answer for `id`, counted as a callback hit when
@@ -389,29 +529,26 @@ impl SessionCache {
         Some(session)
     }
 
-    /// The checks `ssl_get_prev_session` makes after finding a session.
-    fn judge(
-        &self,
-        session: Arc<Session>,
-        sid_ctx: &SidCtx,
-        remove_expired: bool,
-    ) -> Option<Arc<Session>> {
-        if session.sid_ctx() != sid_ctx {
-            return None;
-        }
-        let now = self.clock.secs();
-        if session.is_expired(now) {
-            self.counters.bump(Counter::Timeouts);
-            if remove_expired {
-                self.remove_for(&session, Removal::Expired);
+    /// The checks `ssl_get_prev_session` makes after finding a session;
+    /// an expired one is removed.
+    fn judge(&self, session: Arc<Session>, sid_ctx: &SidCtx) -> Option<Arc<Session>> {
+        let want = Wanted {
+            sid_ctx,
+            version: None,
+            now: self.clock.secs(),
+        };
+        match want.verdict(&session) {
+            Verdict::Resumes => {
+                self.counters.bump(Counter::Hits);
+                Some(session)
             }
-            return None;
+            Verdict::Expired => {
+                self.counters.bump(Counter::Timeouts);
+                self.remove_for(&session, Removal::Expired);
+                None
+            }
+            Verdict::Refused => None,
         }
-        if session.time() > now.saturating_add(MAX_CLOCK_SKEW) || !session.is_resumable() {
-            return None;
-        }
-        self.counters.bump(Counter::Hits);
-        Some(session)
     }
 
     // ---- handshakes ----------------------------------------------------
@@ -447,6 +584,7 @@ impl SessionCache {
                     self.counters.bump(Counter::Hits);
                 }
             }
+            Handshake::ResumedStateless => self.counters.bump(Counter::Hits),
         }
         let before = self.counters.finished(side == Side::Server);
         if !mode.contains(CacheMode::NO_AUTO_CLEAR)

@@ -89,8 +89,9 @@ pub trait ExternalStore: Send + Sync + 'static {
 
     /// Gets and deletes `id` in one atomic step (Redis's `GETDEL`), so that
     /// a single-use ticket resumes at most once across everyone sharing the
-    /// store. With a store configured, every single-use resumption, local
-    /// hits included, needs this to succeed.
+    /// store. With a store that [shares sessions](Self::shares_sessions),
+    /// every single-use resumption, local hits included, needs this to
+    /// succeed; a store that does not is asked only after a local miss.
     /// `sid_ctx` is as for [`get_session`](Self::get_session).
     fn take_session(&self, id: &SessionId, sid_ctx: &SidCtx)
         -> Result<Option<Fetched>, StoreError>;
@@ -100,4 +101,16 @@ pub trait ExternalStore: Send + Sync + 'static {
     /// called when a session is replaced by another with the same id, as
     /// in OpenSSL.
     fn remove_session(&self, session: &Arc<Session>, why: Removal) -> Result<(), StoreError>;
+
+    /// Whether the store keeps the sessions it is given and hands them out
+    /// again, as a tier shared by a fleet does: then its
+    /// [`take_session`](Self::take_session) has the last word on single
+    /// use, local hits included. A store that only wants to hear of new
+    /// sessions (OpenSSL's `ssl_update_cache`: "some applications just
+    /// want to know about the creation of a session") answers `false`, and
+    /// a ticket found locally resumes without asking it. Asked once, when
+    /// the cache is built. The default is `true`.
+    fn shares_sessions(&self) -> bool {
+        true
+    }
 }

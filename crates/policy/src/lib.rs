@@ -27,7 +27,7 @@
 //! | `SSL_CTX_sess_set_new_cb`, `_get_cb`, `_remove_cb` | [`ExternalStore::new_session`], [`ExternalStore::get_session`], [`ExternalStore::remove_session`] |
 //! | the get callback's `int *copy` | [`Fetched::Shared`] (`1`) / [`Fetched::Owned`] (`0`) |
 //! | `ssl_get_prev_session` + `lookup_sess_in_cache` | [`SessionCache::lookup`] |
-//! | stateful TLS 1.3 tickets with anti-replay | [`SessionCache::lookup_once`] |
+//! | stateful TLS 1.3 tickets with anti-replay | [`SessionCache::lookup_once`]; checking the version too, [`SessionCache::lookup_once_version`] |
 //! | `ssl_get_new_session` (context, timeout, time) | [`SessionCache::session_builder`] |
 //! | `ssl_update_cache` + `tls_finish_handshake` | [`SessionCache::handshake_finished`] |
 //! | `ssl_update_cache`'s store alone (a stack handing sessions over apart from the handshake's end) | [`SessionCache::new_session`], then [`Handshake::Full`] |
@@ -39,18 +39,43 @@
 //! # Where this cache differs from OpenSSL 3.0
 //!
 //! - **Eviction.** OpenSSL keeps its list ordered by expiry and evicts the
-//!   session that expires soonest. Here each shard evicts its least
-//!   recently used session, and the size bound is split evenly over the
-//!   shards, so a shard can evict while others have room. With one shard
-//!   ([`SessionCacheBuilder::shards`]) the bound is exactly OpenSSL's.
-//! - **Size.** OpenSSL 3.0 evicts while `sess_number >= cache_size` after
-//!   counting the new session, so a full cache of size N holds N − 1
-//!   sessions (size 1 holds one). We keep that bound. A smaller size evicts
-//!   at once rather than on the next add, and every eviction counts as
-//!   `cache_full`.
+//!   session that expires soonest. Here a shard evicts its least recently
+//!   used session. A size below [`POOLED_PER_SHARD`](tlscache_core::POOLED_PER_SHARD)
+//!   sessions a shard is shared by all shards: the cache fills to N − 1
+//!   before anything goes, as OpenSSL's does, and the victim is the least
+//!   recently used of the shard the new session went to (or of the next
+//!   shard round, if it holds nothing else). A larger size is split evenly
+//!   over the shards, so a shard can evict while others have room. With
+//!   one shard ([`SessionCacheBuilder::shards`]) eviction is exact LRU.
+//! - **Size.** Any size works with any shard count. OpenSSL 3.0 evicts
+//!   while `sess_number >= cache_size` after counting the new session, so
+//!   a full cache of size N holds N − 1 sessions (size 1 holds one). We
+//!   keep that bound. A smaller size evicts at once rather than on the next
+//!   add, and every eviction counts as `cache_full`. A size past what a
+//!   shard can address ([`MAX_SHARD_ENTRIES`](tlscache_core::MAX_SHARD_ENTRIES))
+//!   is unbounded. Under concurrent adds a small (shared) bound may be
+//!   passed for as long as an add takes to evict.
 //! - **Removal is final.** A lookup returns nothing that
 //!   [`remove_session`](SessionCache::remove_session) has marked, even if
 //!   it found the session a moment before the removal.
+//! - **Single use.** OpenSSL takes a stateful TLS 1.3 ticket out of its
+//!   cache inside its handshake code; here [`SessionCache::lookup_once`]
+//!   does, consuming only a session that resumes (right context, and with
+//!   [`SessionCache::lookup_once_version`] right version; not expired,
+//!   resumable), decided under the shard lock with the removal. With an
+//!   external store that [shares sessions](ExternalStore::shares_sessions)
+//!   the store's atomic take also has to yield the session, local hits
+//!   included: a fleet-wide authority OpenSSL's callbacks do not have. A
+//!   store's take consumes its copy before the context is compared.
+//! - **`hits`.** Counted when a lookup hands out a session that resumes,
+//!   for a stateless resumption reported as [`Handshake::ResumedStateless`],
+//!   and for a client resumption. OpenSSL counts after its own version
+//!   check; [`SessionCache::lookup`] does not see the negotiated version,
+//!   so a session the stack then refuses for its version has been counted.
+//! - **Session ids** are 1 to 32 bytes. OpenSSL's `SSL_CTX_add_session`
+//!   stores a session with an empty id (no lookup finds it); here such a
+//!   session cannot be built ([`SessionError::EmptyId`]), and an empty id
+//!   is never looked up.
 //! - **Sessions from the future.** A session created more than
 //!   [`MAX_CLOCK_SKEW`] seconds ahead of the clock does not resume; OpenSSL
 //!   does not check.
@@ -60,9 +85,9 @@
 //!   per-peer list, not the id-keyed cache: [`SessionStats::number`] does
 //!   not count them, and [`flush_sessions`](SessionCache::flush_sessions)
 //!   with a nonzero time leaves them to be skipped when handed out.
-//! - **Mode bits** this crate gives no meaning (OpenSSL 3.0's
-//!   `SSL_SESS_CACHE_UPDATE_TIME`, 0x400, among them) are kept and
-//!   reported back, and change nothing.
+//! - **Mode bits.** [`CacheMode::UPDATE_TIME`] (0x400) does what OpenSSL
+//!   3.2 and later do with it (OpenSSL 3.0 ignores it). Bits this crate
+//!   gives no meaning are kept and reported back, and change nothing.
 //!
 //! Expired sessions stay in the cache, counted by
 //! [`sess_number`](SessionCache::sess_number), until a lookup finds them

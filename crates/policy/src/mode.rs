@@ -6,9 +6,8 @@ use std::ops::{BitAnd, BitOr, BitOrAssign};
 /// A session cache mode, with OpenSSL's bit values.
 ///
 /// Like OpenSSL's `long`, a mode keeps every bit it is given: bits with no
-/// meaning here (OpenSSL's `SSL_SESS_CACHE_UPDATE_TIME`, 0x400, among them)
-/// are stored and reported back by [`SessionCache::mode`](crate::SessionCache::mode)
-/// and change nothing.
+/// meaning here are stored and reported back by
+/// [`SessionCache::mode`](crate::SessionCache::mode) and change nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheMode(u64);
 
@@ -31,6 +30,11 @@ impl CacheMode {
     pub const NO_INTERNAL_STORE: Self = Self(0x200);
     /// `SSL_SESS_CACHE_NO_INTERNAL`.
     pub const NO_INTERNAL: Self = Self(0x300);
+    /// `SSL_SESS_CACHE_UPDATE_TIME` (OpenSSL 3.2 and later):
+    /// [`add_session`](crate::SessionCache::add_session) sets the session's
+    /// creation time to now, so its timeout counts from its latest add,
+    /// the identical object included.
+    pub const UPDATE_TIME: Self = Self(0x400);
 
     /// The mode with exactly these bits.
     pub const fn from_bits(bits: u64) -> Self {
@@ -81,12 +85,13 @@ impl BitAnd for CacheMode {
 
 impl fmt::Debug for CacheMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(CacheMode, &str); 5] = [
+        const NAMES: [(CacheMode, &str); 6] = [
             (CacheMode::CLIENT, "CLIENT"),
             (CacheMode::SERVER, "SERVER"),
             (CacheMode::NO_AUTO_CLEAR, "NO_AUTO_CLEAR"),
             (CacheMode::NO_INTERNAL_LOOKUP, "NO_INTERNAL_LOOKUP"),
             (CacheMode::NO_INTERNAL_STORE, "NO_INTERNAL_STORE"),
+            (CacheMode::UPDATE_TIME, "UPDATE_TIME"),
         ];
         let mut rest = self.0;
         let mut first = true;

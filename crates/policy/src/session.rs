@@ -1,7 +1,7 @@
 //! Sessions and the short byte strings that name them.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -167,7 +167,9 @@ pub struct Session {
     id: SessionId,
     sid_ctx: SidCtx,
     version: ProtocolVersion,
-    time: u64,
+    /// Seconds since the epoch; moved forward by an add under
+    /// [`CacheMode::UPDATE_TIME`](crate::CacheMode::UPDATE_TIME).
+    time: AtomicU64,
     timeout: u64,
     state: Zeroizing<Vec<u8>>,
     peer: Option<PeerKey>,
@@ -212,7 +214,14 @@ impl Session {
 
     /// Creation time, in seconds since the Unix epoch.
     pub fn time(&self) -> u64 {
-        self.time
+        // Relaxed: the time is a value of its own, ordered with nothing.
+        self.time.load(Ordering::Relaxed)
+    }
+
+    /// Sets the creation time (`SSL_SESSION_set_time`), for
+    /// [`CacheMode::UPDATE_TIME`](crate::CacheMode::UPDATE_TIME).
+    pub(crate) fn set_time(&self, time: u64) {
+        self.time.store(time, Ordering::Relaxed);
     }
 
     /// Lifetime in seconds from [`time`](Self::time).
@@ -223,7 +232,7 @@ impl Session {
     /// The last second it is valid in: `time + timeout`, or `None` when that
     /// overflows, which OpenSSL 3.0 takes to mean it never times out.
     pub fn expires_at(&self) -> Option<u64> {
-        self.time.checked_add(self.timeout)
+        self.time().checked_add(self.timeout)
     }
 
     /// OpenSSL's `sess_timedout`: timed out once `now` (seconds since the
@@ -270,7 +279,7 @@ impl fmt::Debug for Session {
             .field("id", &self.id)
             .field("sid_ctx", &self.sid_ctx)
             .field("version", &self.version)
-            .field("time", &self.time)
+            .field("time", &self.time())
             .field("timeout", &self.timeout)
             .field(
                 "state",
@@ -344,7 +353,7 @@ impl SessionBuilder {
             id: SessionId::new(&self.id)?,
             sid_ctx: SidCtx::new(&self.sid_ctx)?,
             version: self.version,
-            time: self.time.unwrap_or_else(unix_now),
+            time: AtomicU64::new(self.time.unwrap_or_else(unix_now)),
             timeout: self.timeout,
             state: self.state,
             peer: self.peer,

@@ -18,8 +18,12 @@ pub struct SessionStats {
     pub accept: u64,
     /// `SSL_CTX_sess_accept_good`: server handshakes finished.
     pub accept_good: u64,
-    /// `SSL_CTX_sess_hits`: sessions resumed (server lookups that found a
-    /// usable session, internally or externally, and client resumptions).
+    /// `SSL_CTX_sess_hits`: sessions resumed: server lookups that found a
+    /// usable session (internally or externally), stateless resumptions
+    /// reported as [`Handshake::ResumedStateless`](crate::Handshake::ResumedStateless),
+    /// and client resumptions. A found session the stack then refuses is
+    /// counted all the same, unless the cache made the check
+    /// ([`lookup_once_version`](crate::SessionCache::lookup_once_version)).
     pub hits: u64,
     /// `SSL_CTX_sess_cb_hits`: sessions the external store supplied.
     pub cb_hits: u64,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{cache, cache_with, id, session_for, T0};
-use tlscache_core::BuildError;
 use tlscache_policy::{
     ConfigError, Session, SessionCache, SessionError, SessionId, SidCtx, MAX_CLOCK_SKEW,
 };
@@ -130,15 +129,52 @@ fn sessions_from_the_future_do_not_resume() {
     assert_eq!(c.stats().timeouts, 1);
 }
 
+/// Issue 23, gap 2: every size works with every shard count (OpenSSL
+/// accepts any size), set later or at build, and a full cache of size N
+/// holds N − 1 sessions without evicting while it has room; a size past
+/// what the engine can address is unbounded.
 #[test]
-fn impossible_sizes_are_typed_errors() {
-    let c = SessionCache::builder().shards(4).build().unwrap();
-    let err = c.set_cache_size(2).unwrap_err();
-    assert!(matches!(
-        err,
-        ConfigError::Engine(BuildError::MoreShardsThanCapacity { shards: 4, .. })
-    ));
-    assert_eq!(c.cache_size(), 20480, "unchanged");
+fn every_size_works_with_any_shard_count() {
+    for shards in [None, Some(4), Some(64)] {
+        for size in [1u64, 2, 7, 100] {
+            for at_build in [false, true] {
+                let mut b = SessionCache::builder();
+                if let Some(n) = shards {
+                    b = b.shards(n);
+                }
+                let c = if at_build {
+                    b.cache_size(size).build().unwrap()
+                } else {
+                    let c = b.build().unwrap();
+                    assert_eq!(c.set_cache_size(size), 20480);
+                    c
+                };
+                let add = |n: u64| {
+                    let s = c.session_builder(&[n as u8; 32], vec![1]).build().unwrap();
+                    c.add_session(&Arc::new(s))
+                };
+                let held = (size - 1).max(1);
+                let case = format!("shards {shards:?}, size {size}, at build {at_build}");
+                for n in 0..held {
+                    assert!(add(n));
+                    assert_eq!(c.sess_number(), n + 1, "{case}: evicted with room");
+                }
+                for n in held..held + 5 {
+                    assert!(add(n));
+                    assert_eq!(c.sess_number(), held, "{case}");
+                }
+                assert_eq!(c.stats().cache_full, 5, "{case}");
+            }
+        }
+    }
+    assert_eq!(
+        SessionCache::builder()
+            .cache_size(u64::MAX)
+            .build()
+            .unwrap()
+            .cache_size(),
+        u64::MAX
+    );
     assert!(SessionCache::builder().shards(3).build().is_err());
     assert_eq!(
         SessionCache::builder()

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    await_count, cache, cache_with, id, session, session_for, with_store, Call, Fault, T0,
+    await_count, cache, cache_with, id, session, session_for, with_store, Call, Fault, Recorder, T0,
 };
 use tlscache_policy::{
-    CacheMode, Handshake, Removal, Session, SessionCache, Side, DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
+    CacheMode, Handshake, ProtocolVersion, Removal, Session, SessionCache, Side,
+    DEFAULT_CACHE_SIZE, DEFAULT_TIMEOUT,
 };
 
 fn ctx_of(s: &Session) -> Vec<u8> {
@@ -205,10 +206,42 @@ fn set_mode_returns_the_previous_and_keeps_every_bit() {
     assert_eq!(c.mode(), CacheMode::BOTH);
     assert_eq!(c.set_mode(odd), CacheMode::BOTH);
     assert_eq!(c.mode().bits(), 0x8402);
-    // The unknown bits change nothing: it behaves as SERVER.
+    // The unknown bits change nothing (UPDATE_TIME, 0x400, touches only
+    // the time of what is added): it behaves as SERVER.
     let s = session(&c, 1);
     c.handshake_finished(Side::Server, Handshake::New(&s));
     assert_eq!(c.sess_number(), 1);
+}
+
+/// OpenSSL 3.2's `SSL_CTX_add_session` under `SSL_SESS_CACHE_UPDATE_TIME`
+/// (gap 6): "Adjust last used time": the session's time becomes now, so
+/// its timeout runs from the latest add, the identical object's too (which
+/// still returns 0).
+#[test]
+fn update_time_restarts_the_timeout_on_every_add() {
+    let (c, clock) =
+        cache_with(SessionCache::builder().mode(CacheMode::SERVER | CacheMode::UPDATE_TIME));
+    let s = session_for(&c, 1, 10);
+    assert!(c.add_session(&s));
+    clock.advance(Duration::from_secs(8));
+    assert!(!c.add_session(&s), "the identical object: still 0");
+    assert_eq!(s.time(), T0 + 8);
+    clock.advance(Duration::from_secs(8)); // 16 s after creation, 8 after the add
+    c.flush_sessions(T0 + 16);
+    assert!(c.lookup(&id(1), &ctx_of(&s)).is_some());
+    c.flush_sessions(T0 + 19);
+    assert_eq!(c.sess_number(), 0, "expired 10 s after the latest add");
+    assert_eq!(
+        format!("{:?}", CacheMode::UPDATE_TIME),
+        "CacheMode(UPDATE_TIME)"
+    );
+    // Without the bit the time stays.
+    let (plain, clock) = cache();
+    let t = session_for(&plain, 2, 10);
+    plain.add_session(&t);
+    clock.advance(Duration::from_secs(8));
+    plain.add_session(&t);
+    assert_eq!(t.time(), T0);
 }
 
 /// "SSL_SESS_CACHE_OFF: No session caching for client or server takes
@@ -549,12 +582,12 @@ fn cache_size_defaults_changes_and_shrinks_live() {
     let (c, _) = cache();
     assert_eq!(c.cache_size(), DEFAULT_CACHE_SIZE);
     assert_eq!(DEFAULT_CACHE_SIZE, 20480);
-    assert_eq!(c.set_cache_size(0).unwrap(), 20480);
+    assert_eq!(c.set_cache_size(0), 20480);
     for n in 0..100 {
         c.add_session(&session(&c, n));
     }
     assert_eq!(c.sess_number(), 100);
-    assert_eq!(c.set_cache_size(11).unwrap(), 0);
+    assert_eq!(c.set_cache_size(11), 0);
     assert_eq!(c.sess_number(), 10);
     assert_eq!(c.stats().cache_full, 90);
 }
@@ -697,6 +730,133 @@ fn lookup_once_resumes_once() {
     assert!(c.lookup(&id(1), &ctx_of(&s)).is_none());
     let stats = c.stats();
     assert_eq!((stats.hits, stats.misses), (1, 2));
+}
+
+/// A single-use lookup consumes only a session it resumes (issue 23, gap
+/// 1): `ssl_get_prev_session` refuses a session of another version or
+/// session-id context, and OpenSSL's own cache keeps it; so does this one,
+/// uncounted, and the session still resumes where it belongs.
+#[test]
+fn lookup_once_leaves_a_session_it_refuses() {
+    let (c, _) = cache();
+    let s12 = session(&c, 1); // TLS 1.2, the builder's default
+    c.add_session(&s12);
+    assert!(c
+        .lookup_once_version(&id(1), &ctx_of(&s12), ProtocolVersion::TLS1_3)
+        .is_none());
+    assert!(c.lookup_once(&id(1), b"another context").is_none());
+    assert_eq!(c.sess_number(), 1, "refused, not consumed");
+    let stats = c.stats();
+    assert_eq!((stats.hits, stats.misses), (0, 0), "found, so no miss");
+    assert!(s12.is_resumable());
+    assert!(c
+        .lookup_once_version(&id(1), &ctx_of(&s12), ProtocolVersion::TLS1_2)
+        .is_some());
+    assert_eq!(c.sess_number(), 0);
+    assert_eq!(c.stats().hits, 1);
+}
+
+/// An expired session found by a single-use lookup goes as a lookup's
+/// does: counted as a timeout, removed, marked, reported to the store.
+#[test]
+fn lookup_once_removes_an_expired_session_as_a_timeout() {
+    let (c, clock, store) = with_store(SessionCache::builder());
+    let s = session_for(&c, 1, 10);
+    c.handshake_finished(Side::Server, Handshake::New(&s));
+    store.calls();
+    clock.advance(Duration::from_secs(11));
+    assert!(c.lookup_once(&id(1), &ctx_of(&s)).is_none());
+    assert_eq!(c.sess_number(), 0);
+    assert!(!s.is_resumable());
+    let stats = c.stats();
+    assert_eq!((stats.timeouts, stats.hits), (1, 0));
+    assert_eq!(
+        store.calls(),
+        vec![Call::Take(1), Call::Remove(1, Removal::Expired)]
+    );
+}
+
+/// A store that only listens (gap 3) does not veto local single use: a
+/// ticket found locally resumes without asking it, and it is asked only
+/// after a local miss.
+#[test]
+fn a_listening_store_leaves_single_use_to_the_cache() {
+    struct Listener(Recorder);
+    impl tlscache_policy::ExternalStore for Listener {
+        fn new_session(&self, session: &Arc<Session>) -> Result<(), tlscache_policy::StoreError> {
+            self.0
+                .calls
+                .lock()
+                .unwrap()
+                .push(Call::New(session.id().as_bytes()[0]));
+            Ok(())
+        }
+        fn get_session(
+            &self,
+            id: &tlscache_policy::SessionId,
+            _: &tlscache_policy::SidCtx,
+        ) -> Result<Option<tlscache_policy::Fetched>, tlscache_policy::StoreError> {
+            self.0
+                .calls
+                .lock()
+                .unwrap()
+                .push(Call::Get(id.as_bytes()[0]));
+            Ok(None)
+        }
+        fn take_session(
+            &self,
+            id: &tlscache_policy::SessionId,
+            _: &tlscache_policy::SidCtx,
+        ) -> Result<Option<tlscache_policy::Fetched>, tlscache_policy::StoreError> {
+            self.0
+                .calls
+                .lock()
+                .unwrap()
+                .push(Call::Take(id.as_bytes()[0]));
+            Ok(None)
+        }
+        fn remove_session(
+            &self,
+            session: &Arc<Session>,
+            why: Removal,
+        ) -> Result<(), tlscache_policy::StoreError> {
+            self.0
+                .calls
+                .lock()
+                .unwrap()
+                .push(Call::Remove(session.id().as_bytes()[0], why));
+            Ok(())
+        }
+        fn shares_sessions(&self) -> bool {
+            false
+        }
+    }
+    let listener = Arc::new(Listener(Recorder::default()));
+    let (c, _) = cache_with(SessionCache::builder().external_store(listener.clone()));
+    let s = session(&c, 1);
+    c.handshake_finished(Side::Server, Handshake::New(&s));
+    assert!(c.lookup_once(&id(1), &ctx_of(&s)).is_some());
+    assert!(c.lookup_once(&id(1), &ctx_of(&s)).is_none());
+    assert_eq!(
+        listener.0.calls(),
+        vec![Call::New(1), Call::Take(1)],
+        "asked once, after the local miss"
+    );
+    assert_eq!(c.stats().hits, 1);
+}
+
+/// OpenSSL counts `sess_hit` for every resumption, stateless tickets
+/// included (gap 4): a stack reports one the cache never saw.
+#[test]
+fn a_stateless_resumption_counts_a_hit() {
+    let (c, _) = cache();
+    c.handshake_started(Side::Server);
+    c.handshake_finished(Side::Server, Handshake::ResumedStateless);
+    let stats = c.stats();
+    assert_eq!((stats.hits, stats.misses, stats.accept_good), (1, 0, 1));
+    // A resumption found by a lookup was counted there, not again.
+    c.handshake_finished(Side::Server, Handshake::Resumed);
+    assert_eq!(c.stats().hits, 1);
 }
 
 /// With an external store, single use is the store's to grant: a ticket the

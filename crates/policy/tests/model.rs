@@ -22,7 +22,7 @@ enum Op {
     Add(u8, usize),
     Remove(u8, usize),
     Lookup(u8, bool),
-    LookupOnce(u8),
+    LookupOnce(u8, bool),
     New(u8, usize),
     Resumed(u16),
     Advance(u64),
@@ -39,7 +39,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..IDS, 0..VARIANTS).prop_map(|(n, v)| Op::Add(n, v)),
         2 => (0..IDS, 0..VARIANTS).prop_map(|(n, v)| Op::Remove(n, v)),
         5 => (0..IDS, any::<bool>()).prop_map(|(n, ok)| Op::Lookup(n, ok)),
-        2 => (0..IDS).prop_map(Op::LookupOnce),
+        2 => (0..IDS, any::<bool>()).prop_map(|(n, ok)| Op::LookupOnce(n, ok)),
         3 => (0..IDS, 0..VARIANTS).prop_map(|(n, v)| Op::New(n, v)),
         1 => (1..300u16).prop_map(Op::Resumed),
         2 => (0..40u64).prop_map(Op::Advance),
@@ -54,6 +54,8 @@ fn op() -> impl Strategy<Value = Op> {
 struct Model {
     entries: HashMap<u8, (usize, u64)>,
     resumable: HashMap<(u8, usize), bool>,
+    /// Creation times moved by adds under `UPDATE_TIME` (else `T0`).
+    born: HashMap<(u8, usize), u64>,
     tick: u64,
     now: u64,
     mode: u64,
@@ -70,8 +72,12 @@ impl Model {
         (self.size != 0).then(|| self.size.saturating_sub(1).max(1) as usize)
     }
 
+    fn born(&self, n: u8, v: usize) -> u64 {
+        self.born.get(&(n, v)).copied().unwrap_or(T0)
+    }
+
     fn expired(&self, n: u8, v: usize) -> bool {
-        self.now > T0 + timeout_of(n, v)
+        self.now > self.born(n, v) + timeout_of(n, v)
     }
 
     fn touch(&mut self, n: u8) {
@@ -94,7 +100,13 @@ impl Model {
     }
 
     fn add(&mut self, n: u8, v: usize) -> bool {
+        if self.mode & 0x400 != 0 {
+            self.born.insert((n, v), self.now);
+        }
         if self.entries.get(&n).is_some_and(|e| e.0 == v) {
+            if self.mode & 0x400 != 0 {
+                self.touch(n);
+            }
             return false;
         }
         self.tick += 1;
@@ -112,7 +124,7 @@ impl Model {
         let gone: Vec<(u8, usize)> = self
             .entries
             .iter()
-            .filter(|(&n, &(v, _))| t == 0 || t > T0 + timeout_of(n, v))
+            .filter(|(&n, &(v, _))| t == 0 || t > self.born(n, v) + timeout_of(n, v))
             .map(|(&n, &(v, _))| (n, v))
             .collect();
         for (n, v) in gone {
@@ -121,7 +133,9 @@ impl Model {
         }
     }
 
-    /// What `lookup`/`lookup_once` answer: the variant resumed, if any.
+    /// What `lookup`/`lookup_once` answer: the variant resumed, if any. A
+    /// single-use lookup consumes only what it resumes, or an expired
+    /// session (which a lookup removes too), and touches nothing.
     fn lookup(&mut self, n: u8, ctx_ok: bool, once: bool) -> Option<usize> {
         if self.mode & 0x100 != 0 {
             return None; // no internal lookup and no store
@@ -130,9 +144,7 @@ impl Model {
             self.stats.misses += 1;
             return None;
         };
-        if once {
-            self.entries.remove(&n);
-        } else {
+        if !once {
             self.touch(n);
         }
         if !ctx_ok {
@@ -140,13 +152,14 @@ impl Model {
         }
         if self.expired(n, v) {
             self.stats.timeouts += 1;
-            if !once {
-                self.remove(n, v);
-            }
+            self.remove(n, v);
             return None;
         }
         if !self.resumable.get(&(n, v)).copied().unwrap_or(true) {
             return None;
+        }
+        if once {
+            self.entries.remove(&n);
         }
         self.stats.hits += 1;
         Some(v)
@@ -182,6 +195,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut m = Model {
         entries: HashMap::new(),
         resumable: HashMap::new(),
+        born: HashMap::new(),
         tick: 0,
         now: T0,
         mode: 0x2,
@@ -203,9 +217,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = c.lookup(&[n; 32], ctx).map(|s| variant(&s));
                 prop_assert_eq!(got, m.lookup(n, ok, false), "{:?}", op);
             }
-            Op::LookupOnce(n) => {
-                let got = c.lookup_once(&[n; 32], b"ctx").map(|s| variant(&s));
-                prop_assert_eq!(got, m.lookup(n, true, true), "{:?}", op);
+            Op::LookupOnce(n, ok) => {
+                let ctx: &[u8] = if ok { b"ctx" } else { b"other" };
+                let got = c.lookup_once(&[n; 32], ctx).map(|s| variant(&s));
+                prop_assert_eq!(got, m.lookup(n, ok, true), "{:?}", op);
             }
             Op::New(n, v) => {
                 c.handshake_finished(Side::Server, Handshake::New(&objects[n as usize][v]));
@@ -235,7 +250,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 m.mode = bits;
             }
             Op::SetSize(size) => {
-                let old = c.set_cache_size(size).unwrap();
+                let old = c.set_cache_size(size);
                 prop_assert_eq!(old, m.size);
                 m.size = size;
                 m.evict_to_capacity();

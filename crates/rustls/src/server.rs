@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use rustls::server::StoresServerSessions;
-use tlscache_policy::{CacheMode, SessionCache, SessionError, SidCtx, Side};
+use tlscache_policy::{CacheMode, ProtocolVersion, SessionCache, SessionError, SidCtx, Side};
 
 /// rustls's server session store on a [`SessionCache`].
 ///
@@ -14,6 +14,11 @@ use tlscache_policy::{CacheMode, SessionCache, SessionError, SidCtx, Side};
 /// session-id context. A key a client made up (empty, or longer than 32
 /// bytes, as a TLS 1.3 identity may be) is never found: a full handshake,
 /// with nothing counted.
+///
+/// Each session records the protocol version rustls's encoding names, and
+/// a TLS 1.3 ticket is taken only if it is a TLS 1.3 session
+/// ([`SessionCache::lookup_once_version`]): a ClientHello that offers a
+/// TLS 1.2 session id as its ticket neither resumes nor deletes it.
 pub struct ServerStore {
     cache: Arc<SessionCache>,
     sid_ctx: SidCtx,
@@ -48,10 +53,12 @@ impl StoresServerSessions for ServerStore {
             return false;
         }
         // rustls's keys are ids it made itself: 32 random bytes.
+        let version = encoded_version(&value).unwrap_or(ProtocolVersion(0));
         let Ok(session) = self
             .cache
             .session_builder(&key, value)
             .sid_ctx(self.sid_ctx.as_bytes())
+            .version(version)
             .build()
         else {
             return false;
@@ -66,7 +73,12 @@ impl StoresServerSessions for ServerStore {
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let session = self.cache.lookup_once(key, self.sid_ctx.as_bytes())?;
+        // rustls takes only TLS 1.3 tickets.
+        let session = self.cache.lookup_once_version(
+            key,
+            self.sid_ctx.as_bytes(),
+            ProtocolVersion::TLS1_3,
+        )?;
         Some(session.state().to_vec())
     }
 
@@ -81,5 +93,42 @@ impl fmt::Debug for ServerStore {
             .field("sid_ctx", &self.sid_ctx)
             .field("cache", &self.cache)
             .finish()
+    }
+}
+
+/// The protocol version in rustls's encoding of a server session (rustls
+/// 0.23's `ServerSessionValue`): a presence byte for the server name, the
+/// name (a length byte and its bytes) if present, then the version, two
+/// bytes big-endian. `None` if the bytes do not start that way. The
+/// handshake tests check it against real TLS 1.2 and 1.3 sessions, so a
+/// rustls that encodes differently fails them.
+fn encoded_version(value: &[u8]) -> Option<ProtocolVersion> {
+    let at = match *value.first()? {
+        0 => 1,
+        1 => 2 + usize::from(*value.get(1)?),
+        _ => return None,
+    };
+    let bytes = value.get(at..at + 2)?;
+    Some(ProtocolVersion(u16::from_be_bytes([bytes[0], bytes[1]])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_follows_the_optional_server_name() {
+        assert_eq!(
+            encoded_version(&[0, 3, 4, 9]),
+            Some(ProtocolVersion::TLS1_3)
+        );
+        assert_eq!(
+            encoded_version(&[1, 2, b'a', b'b', 3, 3, 9]),
+            Some(ProtocolVersion::TLS1_2)
+        );
+        assert_eq!(encoded_version(&[]), None);
+        assert_eq!(encoded_version(&[0, 3]), None);
+        assert_eq!(encoded_version(&[1, 9, b'a', 3, 3]), None);
+        assert_eq!(encoded_version(&[2, 3, 3]), None);
     }
 }

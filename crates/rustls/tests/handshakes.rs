@@ -268,3 +268,72 @@ fn a_cache_without_server_mode_caches_nothing() {
     assert_eq!(handshake(&client, &server).0, HandshakeKind::Full);
     assert_eq!(off.sess_number(), 0);
 }
+
+/// A store that remembers the keys rustls stores under.
+struct Recording {
+    inner: ServerStore,
+    keys: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording").finish_non_exhaustive()
+    }
+}
+
+impl StoresServerSessions for Recording {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.keys.lock().unwrap().push(key.clone());
+        self.inner.put(key, value)
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner.take(key)
+    }
+    fn can_cache(&self) -> bool {
+        self.inner.can_cache()
+    }
+}
+
+/// Issue 23, gap 1: a TLS 1.2 session id offered as a TLS 1.3 ticket (any
+/// client that saw the cleartext TLS 1.2 handshake can) must neither
+/// resume nor delete the TLS 1.2 session.
+#[test]
+fn a_tls12_session_id_offered_as_a_ticket_is_not_consumed() {
+    let pki = pki();
+    let shared = cache(CacheMode::SERVER);
+    let store = Arc::new(Recording {
+        inner: ServerStore::new(shared.clone()),
+        keys: std::sync::Mutex::new(Vec::new()),
+    });
+    let tls12 = server_config(&pki, TLS12, store.clone());
+    let client = our_client(&pki, TLS12);
+    assert_eq!(handshake(&client, &tls12).0, HandshakeKind::Full);
+    let keys = store.keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 1);
+    let session = shared
+        .lookup(&keys[0], shared.session_id_context().as_bytes())
+        .unwrap();
+    assert_eq!(session.version(), tlscache_policy::ProtocolVersion::TLS1_2);
+
+    // What rustls's TLS 1.3 path does with a PSK identity.
+    assert_eq!(store.take(&keys[0]), None);
+    assert_eq!(shared.sess_number(), 1, "the TLS 1.2 session stays");
+    assert_eq!(handshake(&client, &tls12).0, HandshakeKind::Resumed);
+
+    // TLS 1.3 tickets record their version, and take as before.
+    let tls13 = server_config(&pki, TLS13, store.clone());
+    let client13 = our_client(&pki, TLS13);
+    assert_eq!(handshake(&client13, &tls13).0, HandshakeKind::Full);
+    let ticket = store.keys.lock().unwrap().last().unwrap().clone();
+    let ticket_session = shared
+        .lookup(&ticket, shared.session_id_context().as_bytes())
+        .unwrap();
+    assert_eq!(
+        ticket_session.version(),
+        tlscache_policy::ProtocolVersion::TLS1_3
+    );
+    assert!(store.take(&ticket).is_some());
+}
