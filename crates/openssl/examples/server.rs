@@ -5,8 +5,9 @@
 //! [--connections N] [--cache tlscache|openssl]`
 //!
 //! It listens on 127.0.0.1 (port 0: any free port; the first line printed
-//! says which) with a certificate made at start, completes each handshake,
-//! says goodbye and closes. On exit (after `--connections` connections, or
+//! says which) with a certificate made at start, completes each handshake
+//! (one at a time, so each session is stored before the next connection
+//! is accepted), says goodbye and closes. On exit (after `--connections` connections, or
 //! on Ctrl-C / SIGTERM) it prints its handshake counts and the cache's
 //! counters. `--cache openssl` uses OpenSSL's own internal cache instead,
 //! for comparison; both turn session tickets off, so that resumption goes
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::pkey::PKey;
-use openssl::ssl::{Ssl, SslContext, SslMethod, SslOptions, SslSessionCacheMode};
+use openssl::ssl::{Ssl, SslContext, SslMethod, SslOptions, SslSessionCacheMode, SslStream};
 use openssl::x509::X509;
 use tlscache_policy::{CacheMode, SessionCache, Side};
 
@@ -78,17 +79,26 @@ fn report(ours: bool, counts: &Counts, cache: &SessionCache) {
     let _ = std::io::stdout().flush();
 }
 
-fn serve(stream: TcpStream, ctx: &SslContext, cache: &SessionCache, counts: &Counts) {
+/// The handshake, on the accepting thread: its session is stored (the
+/// new-session callback runs at the end of OpenSSL's handshake, after the
+/// server's last message) before the next connection is accepted, so a
+/// client that reconnects the moment its handshake ends (`s_client
+/// -reconnect`) finds it. A stalled client holds the loop for at most the
+/// 5 s timeout.
+fn handshake(
+    stream: TcpStream,
+    ctx: &SslContext,
+    cache: &SessionCache,
+    counts: &Counts,
+) -> Option<SslStream<TcpStream>> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let Ok(ssl) = Ssl::new(ctx) else {
-        return;
-    };
+    let ssl = Ssl::new(ctx).ok()?;
     cache.handshake_started(Side::Server);
-    let Ok(mut tls) = ssl.accept(stream) else {
+    let Ok(tls) = ssl.accept(stream) else {
         // A client that gave up or spoke nonsense: counted, not logged.
         counts.failed.fetch_add(1, Ordering::Relaxed);
-        return;
+        return None;
     };
     tlscache_openssl::handshake_finished(cache, tls.ssl());
     if tls.ssl().session_reused() {
@@ -97,6 +107,11 @@ fn serve(stream: TcpStream, ctx: &SslContext, cache: &SessionCache, counts: &Cou
         &counts.full
     }
     .fetch_add(1, Ordering::Relaxed);
+    Some(tls)
+}
+
+/// The rest of a connection, on a thread of its own: goodbye and close.
+fn goodbye(mut tls: SslStream<TcpStream>) {
     // close_notify first: OpenSSL forgets the session of a connection
     // that ends without one.
     let _ = tls.shutdown();
@@ -145,10 +160,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut accepted = 0;
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let (ctx, cache, counts) = (ctx.clone(), cache.clone(), counts.clone());
-        workers.push(std::thread::spawn(move || {
-            serve(stream, &ctx, &cache, &counts)
-        }));
+        if let Some(tls) = handshake(stream, &ctx, &cache, &counts) {
+            workers.push(std::thread::spawn(move || goodbye(tls)));
+        }
         workers.retain(|w| !w.is_finished());
         accepted += 1;
         if accepted == args.connections {

@@ -20,6 +20,20 @@
 //! handshakes with [`SessionCache::handshake_started`](tlscache_policy::SessionCache::handshake_started) and
 //! [`handshake_finished`].
 //!
+//! # Where this differs from OpenSSL's own cache
+//!
+//! Besides the cache's own list (the policy crate's "Where this cache
+//! differs from OpenSSL 3.0"), which `tests/differential.rs` checks
+//! against libssl handshake by handshake:
+//!
+//! - **A mode without `SERVER`.** OpenSSL's server sends an empty session
+//!   id when its context's mode lacks `SSL_SESS_CACHE_SERVER`, so the
+//!   client has nothing to offer next time. [`install`] sets the context's
+//!   mode once (`SERVER | NO_INTERNAL`) while the cache's mode can change
+//!   later, so with the cache's mode lacking `SERVER` sessions still carry
+//!   ids: nothing is stored, and the client's offer of one is a counted
+//!   miss where OpenSSL counts nothing.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use openssl::ssl::{SslContext, SslMethod};

@@ -1,27 +1,16 @@
 //! Real OpenSSL handshakes over in-memory socket pairs, resuming through
 //! tlscache.
 
-use std::io::Read;
+mod common;
+
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openssl::pkey::PKey;
-use openssl::ssl::{
-    Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslSessionCacheMode, SslVerifyMode,
-    SslVersion,
-};
-use openssl::x509::X509;
+use common::{certified, client, connect};
+use openssl::ssl::{Ssl, SslContext, SslMethod, SslSession, SslVersion};
 use tlscache_core::ManualClock;
 use tlscache_policy::{CacheMode, SessionCache};
-
-fn certified(ctx: &mut SslContextBuilder) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert = X509::from_der(made.cert.der()).unwrap();
-    let key = PKey::private_key_from_der(&made.signing_key.serialize_der()).unwrap();
-    ctx.set_certificate(&cert).unwrap();
-    ctx.set_private_key(&key).unwrap();
-}
 
 fn server(cache: &Arc<SessionCache>, sid_ctx: &[u8], max: SslVersion) -> SslContext {
     let mut ctx = SslContext::builder(SslMethod::tls_server()).unwrap();
@@ -29,50 +18,6 @@ fn server(cache: &Arc<SessionCache>, sid_ctx: &[u8], max: SslVersion) -> SslCont
     ctx.set_max_proto_version(Some(max)).unwrap();
     tlscache_openssl::install(&mut ctx, cache.clone(), sid_ctx).unwrap();
     ctx.build()
-}
-
-fn client(max: SslVersion) -> SslContext {
-    let mut ctx = SslContext::builder(SslMethod::tls_client()).unwrap();
-    ctx.set_verify(SslVerifyMode::NONE);
-    ctx.set_max_proto_version(Some(max)).unwrap();
-    // Client caching on, as a client that resumes has it; the test hands
-    // each session back itself.
-    ctx.set_session_cache_mode(SslSessionCacheMode::CLIENT);
-    ctx.build()
-}
-
-/// One connection: whether it resumed, and the client's session after it.
-fn connect(
-    server: &SslContext,
-    client: &SslContext,
-    offer: Option<&SslSession>,
-) -> (bool, SslSession) {
-    let (s_sock, c_sock) = UnixStream::pair().unwrap();
-    let server = server.clone();
-    let server_side = std::thread::spawn(move || {
-        let mut s = Ssl::new(&server).unwrap().accept(s_sock).unwrap();
-        let reused = s.ssl().session_reused();
-        s.shutdown().unwrap();
-        let mut rest = Vec::new();
-        let _ = s.read_to_end(&mut rest);
-        reused
-    });
-    let mut ssl = Ssl::new(client).unwrap();
-    if let Some(session) = offer {
-        // SAFETY: the session came from a connection of this same client
-        // context, as `SSL_set_session` requires.
-        unsafe { ssl.set_session(session).unwrap() };
-    }
-    let mut c = ssl.connect(c_sock).unwrap();
-    // TLS 1.3 sessions arrive after the handshake: read to the server's
-    // close_notify so that they have.
-    let mut rest = Vec::new();
-    let _ = c.read_to_end(&mut rest);
-    let reused = c.ssl().session_reused();
-    let session = c.ssl().session().unwrap().to_owned();
-    let _ = c.shutdown();
-    assert_eq!(server_side.join().unwrap(), reused, "both ends agree");
-    (reused, session)
 }
 
 fn cache() -> Arc<SessionCache> {

@@ -58,9 +58,12 @@
 //! - **Removal is final.** A lookup returns nothing that
 //!   [`remove_session`](SessionCache::remove_session) has marked, even if
 //!   it found the session a moment before the removal.
-//! - **Single use.** OpenSSL takes a stateful TLS 1.3 ticket out of its
-//!   cache inside its handshake code; here [`SessionCache::lookup_once`]
-//!   does, consuming only a session that resumes (right context, and with
+//! - **Single use.** OpenSSL 3.0 leaves a stateful TLS 1.3 ticket in its
+//!   cache after it resumes (it takes one out only when early data makes
+//!   replay matter). A TLS stack that resumes tickets through
+//!   [`SessionCache::lookup_once`] consumes them, so each resumes at most
+//!   once: the cache then holds one session fewer per resumption than
+//!   OpenSSL's. It consumes only a session that resumes (right context, and with
 //!   [`SessionCache::lookup_once_version`] right version; not expired,
 //!   resumable), decided under the shard lock with the removal. With an
 //!   external store that [shares sessions](ExternalStore::shares_sessions)
