@@ -9,16 +9,19 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_int, c_long, c_uint};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{certified, client, connect_reporting};
 use foreign_types::ForeignType;
-use openssl::ssl::{SslContext, SslMethod, SslOptions, SslSession, SslVersion};
+use openssl::ssl::{SslContext, SslContextBuilder, SslMethod, SslOptions, SslSession, SslVersion};
 use openssl_sys as ffi;
-use tlscache_policy::{CacheMode, Handshake, ProtocolVersion, Session, SessionCache, Side};
+use tlscache_policy::{
+    CacheMode, ExternalStore, Fetched, Handshake, ProtocolVersion, Removal, Session, SessionCache,
+    SessionId, SidCtx, Side, StoreError,
+};
 
 extern "C" {
     // Public libssl 3.0 API that openssl-sys does not declare.
@@ -111,6 +114,9 @@ trait Subject {
     fn set_timeout(&mut self, t: u64) -> u64;
     fn timeout(&self) -> u64;
     fn flush(&mut self, t: u64);
+    /// Starts over with an external store (OpenSSL's new, get and remove
+    /// session callbacks over a map) beside the internal cache.
+    fn with_external(&mut self);
     /// A server context on this cache.
     fn server(&mut self, max: SslVersion, tickets: Tickets) -> SslContext;
     /// One connection to `server`: whether it resumed, and the session.
@@ -140,16 +146,20 @@ struct Libssl {
 
 impl Libssl {
     fn new(tickets: Tickets) -> Self {
+        Self {
+            ctx: Self::builder(tickets).build(),
+            sessions: Vec::new(),
+        }
+    }
+
+    fn builder(tickets: Tickets) -> SslContextBuilder {
         let mut b = SslContext::builder(SslMethod::tls_server()).unwrap();
         certified(&mut b);
         if tickets == Tickets::Stateful {
             b.set_options(SslOptions::NO_TICKET);
         }
         b.set_session_id_context(CTX).unwrap();
-        Self {
-            ctx: b.build(),
-            sessions: Vec::new(),
-        }
+        b
     }
 
     fn ctrl(&self, cmd: c_int, arg: c_long) -> u64 {
@@ -241,6 +251,23 @@ impl Subject for Libssl {
         // SAFETY: a live context.
         unsafe { SSL_CTX_flush_sessions(self.ctx.as_ptr(), t as c_long) }
     }
+    fn with_external(&mut self) {
+        type Map = Arc<Mutex<HashMap<Vec<u8>, SslSession>>>;
+        let map: Map = Arc::default();
+        let mut b = Self::builder(Tickets::Stateful);
+        let (new, get, gone) = (map.clone(), map.clone(), map);
+        b.set_new_session_callback(move |_, session| {
+            new.lock().unwrap().insert(session.id().to_vec(), session);
+        });
+        // SAFETY: the map holds only sessions this context made.
+        unsafe {
+            b.set_get_session_callback(move |_, id| get.lock().unwrap().get(id).cloned());
+        }
+        b.set_remove_session_callback(move |_, session| {
+            gone.lock().unwrap().remove(session.id());
+        });
+        self.ctx = b.build();
+    }
     fn server(&mut self, max: SslVersion, _: Tickets) -> SslContext {
         // The cache is the context's own; the version bound is the client's.
         let _ = max;
@@ -261,6 +288,7 @@ struct Ours {
     cache: Arc<SessionCache>,
     sessions: Vec<Arc<Session>>,
     tickets: Tickets,
+    shards: Option<usize>,
 }
 
 impl Ours {
@@ -273,7 +301,32 @@ impl Ours {
             cache: Arc::new(b.build().unwrap()),
             sessions: Vec::new(),
             tickets,
+            shards,
         }
+    }
+}
+
+/// An external store over a map, as OpenSSL's callbacks above keep one.
+#[derive(Default)]
+struct MapStore(Mutex<HashMap<SessionId, Arc<Session>>>);
+
+impl ExternalStore for MapStore {
+    fn new_session(&self, session: &Arc<Session>) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(*session.id(), session.clone());
+        Ok(())
+    }
+    fn get_session(&self, id: &SessionId, _: &SidCtx) -> Result<Option<Fetched>, StoreError> {
+        Ok(self.0.lock().unwrap().get(id).cloned().map(Fetched::Shared))
+    }
+    fn take_session(&self, id: &SessionId, _: &SidCtx) -> Result<Option<Fetched>, StoreError> {
+        Ok(self.0.lock().unwrap().remove(id).map(Fetched::Shared))
+    }
+    fn remove_session(&self, session: &Arc<Session>, _: Removal) -> Result<(), StoreError> {
+        self.0.lock().unwrap().remove(session.id());
+        Ok(())
     }
 }
 
@@ -336,6 +389,15 @@ impl Subject for Ours {
     }
     fn flush(&mut self, t: u64) {
         self.cache.flush_sessions(t);
+    }
+    fn with_external(&mut self) {
+        let mut b = SessionCache::builder()
+            .session_id_context(CTX)
+            .external_store(Arc::new(MapStore::default()));
+        if let Some(n) = self.shards {
+            b = b.shards(n);
+        }
+        self.cache = Arc::new(b.build().unwrap());
     }
     fn server(&mut self, max: SslVersion, tickets: Tickets) -> SslContext {
         let mut b = SslContext::builder(SslMethod::tls_server()).unwrap();
@@ -684,6 +746,34 @@ fn tls13_stateless(s: &mut dyn Subject, o: &mut Seen) {
     o.stats("tls13 stateless", s);
 }
 
+/// An internal miss (here: no internal lookup) goes to the external
+/// store, whose session is counted as a callback hit and copied in.
+fn external(s: &mut dyn Subject, o: &mut Seen) {
+    s.with_external();
+    let server = s.server(SslVersion::TLS1_2, Tickets::Stateful);
+    let client = client(SslVersion::TLS1_2);
+    let (_, session) = s.connect(&server, &client, None);
+    o.see("external: stored", s.number());
+    for (name, mode) in [
+        ("no internal lookup", 0x102),
+        ("no internal at all", 0x302),
+        ("internal", 0x2),
+    ] {
+        s.set_mode(mode);
+        o.see(
+            format!("external, {name}: resumes"),
+            s.connect(&server, &client, Some(&session)).0,
+        );
+        o.stats(&format!("external, {name}"), s);
+    }
+    s.flush(0);
+    o.see(
+        "external: resumes after a flush",
+        s.connect(&server, &client, Some(&session)).0,
+    );
+    o.stats("external, flushed", s);
+}
+
 /// The scenarios, and whether their server is stateless.
 const SCENARIOS: &[(&str, Scenario, Tickets)] = &[
     ("defaults", defaults, Tickets::Stateful),
@@ -702,6 +792,7 @@ const SCENARIOS: &[(&str, Scenario, Tickets)] = &[
     ("auto flush", auto_flush, Tickets::Stateful),
     ("tls13 stateful", tls13_stateful, Tickets::Stateful),
     ("tls13 stateless", tls13_stateless, Tickets::Stateless),
+    ("external", external, Tickets::Stateful),
 ];
 
 /// Observations allowed to differ: a label (or, ending in `*`, a label
