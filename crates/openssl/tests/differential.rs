@@ -126,6 +126,14 @@ trait Subject {
         client: &SslContext,
         offer: Option<&SslSession>,
     ) -> (bool, SslSession);
+    /// A server context on this cache in session-id context `sid_ctx`
+    /// (stateful tickets).
+    fn server_in(&mut self, max: SslVersion, sid_ctx: &[u8]) -> SslContext;
+    /// Sends `hello` to `server` as a client would, reads the first
+    /// record of its answer and hangs up; the record's type.
+    fn raw_hello(&mut self, server: &SslContext, hello: &[u8]) -> u8 {
+        raw_hello(server, hello)
+    }
     /// Whether a session of `version` with `id` is cached: removes it.
     fn probe(&mut self, id: &[u8], version: u16) -> bool {
         let m = Made {
@@ -268,6 +276,18 @@ impl Subject for Libssl {
         });
         self.ctx = b.build();
     }
+    fn server_in(&mut self, max: SslVersion, sid_ctx: &[u8]) -> SslContext {
+        // SAFETY: a live context; the length is the slice's.
+        let set = unsafe {
+            ffi::SSL_CTX_set_session_id_context(
+                self.ctx.as_ptr(),
+                sid_ctx.as_ptr(),
+                sid_ctx.len() as c_uint,
+            )
+        };
+        assert_eq!(set, 1);
+        self.server(max, Tickets::Stateful)
+    }
     fn server(&mut self, max: SslVersion, _: Tickets) -> SslContext {
         // The cache is the context's own; the version bound is the client's.
         let _ = max;
@@ -398,6 +418,17 @@ impl Subject for Ours {
             b = b.shards(n);
         }
         self.cache = Arc::new(b.build().unwrap());
+    }
+    fn server_in(&mut self, _: SslVersion, sid_ctx: &[u8]) -> SslContext {
+        // The client bounds the version, as on libssl's side.
+        let mut b = SslContext::builder(SslMethod::tls_server()).unwrap();
+        certified(&mut b);
+        tlscache_openssl::install(&mut b, self.cache.clone(), sid_ctx).unwrap();
+        b.build()
+    }
+    fn raw_hello(&mut self, server: &SslContext, hello: &[u8]) -> u8 {
+        self.cache.handshake_started(Side::Server);
+        raw_hello(server, hello)
     }
     fn server(&mut self, max: SslVersion, tickets: Tickets) -> SslContext {
         let mut b = SslContext::builder(SslMethod::tls_server()).unwrap();
@@ -774,6 +805,111 @@ fn external(s: &mut dyn Subject, o: &mut Seen) {
     o.stats("external, flushed", s);
 }
 
+/// A TLS 1.3 ClientHello whose `pre_shared_key` identity is `identity`,
+/// with a binder no one could verify: what anyone who saw a TLS 1.2
+/// session id in the clear can send (a server looks an identity up
+/// before it checks the binder).
+fn psk_hello(identity: &[u8]) -> Vec<u8> {
+    fn ext(kind: u16, body: &[u8]) -> Vec<u8> {
+        let mut v = kind.to_be_bytes().to_vec();
+        v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+    fn u16s(values: &[u16]) -> Vec<u8> {
+        let mut v = ((2 * values.len()) as u16).to_be_bytes().to_vec();
+        for x in values {
+            v.extend_from_slice(&x.to_be_bytes());
+        }
+        v
+    }
+    let mut share = vec![0x00, 0x1d, 0x00, 0x20, 9]; // x25519, the base point
+    share.resize(4 + 32, 0);
+    let mut identities = (identity.len() as u16).to_be_bytes().to_vec();
+    identities.extend_from_slice(identity);
+    identities.extend_from_slice(&[0; 4]); // obfuscated ticket age
+    let mut psk = (identities.len() as u16).to_be_bytes().to_vec();
+    psk.extend_from_slice(&identities);
+    psk.extend_from_slice(&33u16.to_be_bytes());
+    psk.push(32);
+    psk.extend_from_slice(&[0x5a; 32]); // the made-up binder
+    let mut key_share = (share.len() as u16).to_be_bytes().to_vec();
+    key_share.extend_from_slice(&share);
+    let extensions = [
+        ext(0x000a, &u16s(&[0x001d, 0x0017])),
+        ext(0x000d, &u16s(&[0x0403, 0x0804, 0x0401, 0x0503, 0x0805])),
+        ext(0x002b, &[2, 3, 4]), // supported_versions: TLS 1.3
+        ext(0x0033, &key_share),
+        ext(0x002d, &[1, 1]), // psk_dhe_ke
+        ext(0x0029, &psk),    // pre_shared_key, last as it must be
+    ]
+    .concat();
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[0x11; 32]); // random
+    body.push(32);
+    body.extend_from_slice(&[0x22; 32]); // legacy session id
+    body.extend_from_slice(&u16s(&[0x1301, 0x1302, 0x1303]));
+    body.extend_from_slice(&[1, 0]);
+    body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+    body.extend_from_slice(&extensions);
+    let mut handshake = vec![1];
+    handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 3, 1];
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
+
+fn raw_hello(server: &SslContext, hello: &[u8]) -> u8 {
+    use std::io::{Read, Write};
+    let (s_sock, mut c_sock) = std::os::unix::net::UnixStream::pair().unwrap();
+    let server = server.clone();
+    let server_side = std::thread::spawn(move || {
+        // The client hangs up mid-handshake: an error, expected.
+        let _ = openssl::ssl::Ssl::new(&server).unwrap().accept(s_sock);
+    });
+    c_sock.write_all(hello).unwrap();
+    let mut header = [0u8; 5];
+    c_sock.read_exact(&mut header).unwrap();
+    drop(c_sock);
+    server_side.join().unwrap();
+    header[0]
+}
+
+/// A TLS 1.3 ticket offered in another session-id context, and a TLS 1.2
+/// session's id offered as a TLS 1.3 ticket: neither resumes, and
+/// neither costs the session its later resumption where it belongs.
+fn single_use_refusals(s: &mut dyn Subject, o: &mut Seen) {
+    let front = s.server_in(SslVersion::TLS1_3, CTX);
+    let client13 = client(SslVersion::TLS1_3);
+    let (_, ticket) = s.connect(&front, &client13, None);
+    let admin = s.server_in(SslVersion::TLS1_3, b"admin");
+    o.see(
+        "ticket in another context resumes",
+        s.connect(&admin, &client13, Some(&ticket)).0,
+    );
+    let front = s.server_in(SslVersion::TLS1_3, CTX);
+    o.see(
+        "ticket back home resumes",
+        s.connect(&front, &client13, Some(&ticket)).0,
+    );
+    o.stats("ticket contexts", s);
+    s.flush(0);
+
+    let server12 = s.server_in(SslVersion::TLS1_2, CTX);
+    let client12 = client(SslVersion::TLS1_2);
+    let (_, session) = s.connect(&server12, &client12, None);
+    let answer = s.raw_hello(&server12, &psk_hello(session.id()));
+    o.see("TLS 1.2 id as a ticket: answer record", answer);
+    o.see("TLS 1.2 id as a ticket: still cached", s.number());
+    o.see(
+        "TLS 1.2 id as a ticket: session resumes after",
+        s.connect(&server12, &client12, Some(&session)).0,
+    );
+    o.stats("TLS 1.2 id as a ticket", s);
+}
+
 /// The scenarios, and whether their server is stateless.
 const SCENARIOS: &[(&str, Scenario, Tickets)] = &[
     ("defaults", defaults, Tickets::Stateful),
@@ -793,6 +929,11 @@ const SCENARIOS: &[(&str, Scenario, Tickets)] = &[
     ("tls13 stateful", tls13_stateful, Tickets::Stateful),
     ("tls13 stateless", tls13_stateless, Tickets::Stateless),
     ("external", external, Tickets::Stateful),
+    (
+        "single-use refusals",
+        single_use_refusals,
+        Tickets::Stateful,
+    ),
 ];
 
 /// Observations allowed to differ: a label (or, ending in `*`, a label
@@ -808,6 +949,7 @@ const DOCUMENTED: &[(&str, &str, bool)] = &[
     ("empty id added", "Session ids", false),
     ("UPDATE_TIME: add moved the time", "Mode bits.", false),
     ("tls13 stateful resumed: number", "Single use.", false),
+    ("ticket contexts: number", "Single use.", false),
     ("OFF: misses", "A mode without `SERVER`.", false),
 ];
 

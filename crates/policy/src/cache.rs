@@ -301,7 +301,13 @@ impl SessionCache {
     /// runs from this add; the identical object is then refreshed in place
     /// (its new deadline, and most recently used) and `false` returned.
     pub fn add_session(&self, session: &Arc<Session>) -> bool {
-        if self.config.load().mode.contains(CacheMode::UPDATE_TIME) {
+        self.add_in(self.config.load().mode, session)
+    }
+
+    /// [`add_session`](Self::add_session) under `mode`, read once by the
+    /// caller.
+    fn add_in(&self, mode: CacheMode, session: &Arc<Session>) -> bool {
+        if mode.contains(CacheMode::UPDATE_TIME) {
             session.set_time(self.clock.secs());
             let mut identical = false;
             let stored = self.sessions.insert_if_until(
@@ -403,7 +409,7 @@ impl SessionCache {
             let session = self.fetch(&id, |store| store.get_session(&id, &sid_ctx))?;
             if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
                 // Either answer lets the resumption go on, as in OpenSSL.
-                self.add_session(&session);
+                self.add_in(mode, &session);
             }
             found = Some(session);
         }
@@ -439,9 +445,10 @@ impl SessionCache {
 
     /// [`lookup_once`](Self::lookup_once) that also refuses, and leaves in
     /// the cache, a session negotiated with a protocol version other than
-    /// `version`, the first check `ssl_get_prev_session` makes. A TLS 1.3
-    /// server passes [`ProtocolVersion::TLS1_3`], so a ClientHello naming a
-    /// TLS 1.2 session's id as its ticket neither resumes nor deletes it.
+    /// `version`, counting a miss (OpenSSL keys its cache by version and
+    /// id, so such a session is not there for it). A TLS 1.3 server passes
+    /// [`ProtocolVersion::TLS1_3`], so a ClientHello naming a TLS 1.2
+    /// session's id as its ticket neither resumes nor deletes it.
     pub fn lookup_once_version(
         &self,
         id: &[u8],
@@ -469,7 +476,9 @@ impl SessionCache {
         if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
             let mut seen = false;
             found = self.sessions.take_if(&id, |session| {
-                seen = true;
+                // OpenSSL keys its cache by version and id: a session of
+                // another version is not there for this lookup, a miss.
+                seen = version.is_none_or(|v| v == session.version());
                 // An expired session goes too: a lookup removes it.
                 want.verdict(session) != Verdict::Refused
             });
@@ -618,7 +627,7 @@ impl SessionCache {
             match (side, session.peer()) {
                 (Side::Client, Some(peer)) => self.client.put(peer, Arc::clone(session)),
                 _ => {
-                    self.add_session(session);
+                    self.add_in(mode, session);
                 }
             }
         }

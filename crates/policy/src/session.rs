@@ -186,8 +186,8 @@ impl Session {
     /// [`SessionBuilder`] for the defaults.
     pub fn builder(id: &[u8], state: impl Into<Vec<u8>>) -> SessionBuilder {
         SessionBuilder {
-            id: id.to_vec(),
-            sid_ctx: Vec::new(),
+            id: SessionId::new(id),
+            sid_ctx: SidCtx::new(&[]),
             version: ProtocolVersion::TLS1_2,
             time: None,
             timeout: SESSION_DEFAULT_TIMEOUT,
@@ -298,8 +298,9 @@ impl fmt::Debug for Session {
 /// [`session_builder`](crate::SessionCache::session_builder) starts from the
 /// cache's context and timeout instead, as `ssl_get_new_session` does.
 pub struct SessionBuilder {
-    id: Vec<u8>,
-    sid_ctx: Vec<u8>,
+    /// Checked as given (no copy to the heap); an error waits for `build`.
+    id: Result<SessionId, SessionError>,
+    sid_ctx: Result<SidCtx, SessionError>,
     version: ProtocolVersion,
     time: Option<u64>,
     timeout: u64,
@@ -311,7 +312,7 @@ pub struct SessionBuilder {
 impl SessionBuilder {
     /// The session-id context (at most 32 bytes).
     pub fn sid_ctx(mut self, sid_ctx: &[u8]) -> Self {
-        self.sid_ctx = sid_ctx.to_vec();
+        self.sid_ctx = SidCtx::new(sid_ctx);
         self
     }
 
@@ -350,8 +351,8 @@ impl SessionBuilder {
     /// The session, or why its id or context is not acceptable.
     pub fn build(self) -> Result<Session, SessionError> {
         Ok(Session {
-            id: SessionId::new(&self.id)?,
-            sid_ctx: SidCtx::new(&self.sid_ctx)?,
+            id: self.id?,
+            sid_ctx: self.sid_ctx?,
             version: self.version,
             time: AtomicU64::new(self.time.unwrap_or_else(unix_now)),
             timeout: self.timeout,
