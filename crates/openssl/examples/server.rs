@@ -15,6 +15,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,8 @@ struct Args {
     ours: bool,
 }
 
-fn args() -> Result<Args, String> {
+/// The arguments, or `None` for `--help`.
+fn args() -> Result<Option<Args>, String> {
     let mut args = Args {
         port: 0,
         connections: 0,
@@ -53,10 +55,11 @@ fn args() -> Result<Args, String> {
                 "openssl" => args.ours = false,
                 other => return Err(format!("--cache: tlscache or openssl, not {other:?}")),
             },
+            "--help" | "-h" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 #[derive(Default)]
@@ -119,12 +122,33 @@ fn goodbye(mut tls: SslStream<TcpStream>) {
     while matches!(tls.read(&mut sink), Ok(n) if n > 0) {}
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = args().map_err(|e| {
-        format!(
-            "{e}\nusage: openssl-server [--port N] [--connections N] [--cache tlscache|openssl]"
-        )
-    })?;
+const USAGE: &str = "usage: openssl-server [--port N] [--connections N] [--cache tlscache|openssl]
+  --port N            port on 127.0.0.1 (default 0: any free port, printed first)
+  --connections N     exit after N connections (default 0: run until Ctrl-C)
+  --cache KIND        tlscache (default) or OpenSSL's own cache";
+
+fn main() -> ExitCode {
+    let args = match args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("openssl-server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("openssl-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
     let cache = Arc::new(SessionCache::builder().mode(CacheMode::SERVER).build()?);
     let mut ctx = SslContext::builder(SslMethod::tls_server())?;

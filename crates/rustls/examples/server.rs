@@ -13,6 +13,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,8 @@ struct Args {
     ours: bool,
 }
 
-fn args() -> Result<Args, String> {
+/// The arguments, or `None` for `--help`.
+fn args() -> Result<Option<Args>, String> {
     let mut args = Args {
         port: 0,
         connections: 0,
@@ -49,10 +51,11 @@ fn args() -> Result<Args, String> {
                 "rustls" => args.ours = false,
                 other => return Err(format!("--cache: tlscache or rustls, not {other:?}")),
             },
+            "--help" | "-h" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 #[derive(Default)]
@@ -106,10 +109,33 @@ fn serve(mut stream: TcpStream, config: Arc<ServerConfig>, cache: &SessionCache,
     while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = args().map_err(|e| {
-        format!("{e}\nusage: rustls-server [--port N] [--connections N] [--cache tlscache|rustls]")
-    })?;
+const USAGE: &str = "usage: rustls-server [--port N] [--connections N] [--cache tlscache|rustls]
+  --port N            port on 127.0.0.1 (default 0: any free port, printed first)
+  --connections N     exit after N connections (default 0: run until Ctrl-C)
+  --cache KIND        tlscache (default) or rustls's own cache";
+
+fn main() -> ExitCode {
+    let args = match args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("rustls-server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rustls-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
     let cache = Arc::new(
         SessionCache::builder()
