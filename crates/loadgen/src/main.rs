@@ -195,6 +195,15 @@ fn main() -> ExitCode {
         }
     }
 
+    // The shared tier runs last: reach its Redis before any engine runs,
+    // so a bad address fails at once and not after the others' work.
+    for choice in engines.iter().filter(|c| matches!(c, Choice::External(_))) {
+        if let Err(message) = choice.build(&workloads[0], args.proxies) {
+            eprintln!("tlscache-loadgen: cannot build {choice:?}: {message}");
+            return ExitCode::from(2);
+        }
+    }
+
     let per_engine = |w: &Workload| (w.ops + w.warmup) * w.threads as u64;
     let total: u64 = workloads.iter().map(per_engine).sum::<u64>() * engines.len() as u64;
     eprintln!(

@@ -212,6 +212,25 @@ fn external_runs_two_proxies_on_a_real_redis() {
     assert!(err.contains("does not answer"), "{err}");
 }
 
+/// A Redis that does not answer fails the run before any engine runs, not
+/// after the others' work.
+#[test]
+fn a_bad_external_address_fails_before_any_work() {
+    let out = loadgen(&[
+        "--ops",
+        "2000000",
+        "--engines",
+        "tlscache,quick-cache",
+        "--external",
+        "redis://127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not answer"), "{err}");
+    assert!(out.stdout.is_empty(), "no table: nothing ran");
+    assert!(!err.contains("preset:"), "the run never started: {err}");
+}
+
 #[test]
 fn the_report_names_the_preset_as_the_flag_takes_it() {
     let table = table_of(&[
