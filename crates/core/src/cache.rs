@@ -11,7 +11,7 @@ use crate::clock::{duration_to_nanos, Clock};
 use crate::entry::NEVER;
 use crate::error::BuildError;
 use crate::listener::RemovalCause;
-use crate::shard::{Config, Ctx, Shard, MAX_SHARD_ENTRIES};
+use crate::shard::{Config, Ctx, Shard, Store, MAX_SHARD_ENTRIES};
 use crate::stats::CacheStats;
 use crate::sync::epoch;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
@@ -297,7 +297,14 @@ where
             guard,
             now,
         };
-        let out = shard.insert(ctx, hash, key, value, deadline, replaced, decide);
+        let store = Store {
+            hash,
+            key,
+            value,
+            deadline,
+            replaced,
+        };
+        let out = shard.insert(ctx, store, decide);
         // Relaxed: a capacity change racing this insert trims by itself.
         let pooled = self.pooled.load(Ordering::Relaxed);
         if pooled != 0 && out.is_ok() {

@@ -51,6 +51,18 @@ pub(crate) struct Ctx<'a, K, V> {
     pub(crate) now: Option<u64>,
 }
 
+/// One store's inputs.
+pub(crate) struct Store<K, V> {
+    /// The key's hash, which picked the shard.
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) value: Arc<V>,
+    /// Clock nanoseconds, or [`NEVER`].
+    pub(crate) deadline: u64,
+    /// Whether the caller wants the replaced value back.
+    pub(crate) replaced: bool,
+}
+
 /// Counters only lock holders write, on a second line.
 #[derive(Default)]
 struct Cold {
@@ -278,23 +290,25 @@ where
         }
     }
 
-    /// Inserts `key` if `decide` approves of the live value it would
+    /// Inserts `store.key` if `decide` approves of the live value it would
     /// replace (`None` when absent). `Ok` holds the replaced value if
-    /// `replaced` asks for it, `Err` hands `value` back when `decide` said
-    /// no. `decide` runs under the shard lock, before anything changes.
-    // One write's inputs, each used once; a struct would only be unpacked.
-    #[allow(clippy::too_many_arguments)]
+    /// `store.replaced` asks for it, `Err` hands the value back when
+    /// `decide` said no. `decide` runs under the shard lock, before
+    /// anything changes.
     pub(crate) fn insert(
         &self,
         ctx: Ctx<'_, K, V>,
-        hash: u64,
-        key: K,
-        value: Arc<V>,
-        deadline: u64,
-        replaced: bool,
+        store: Store<K, V>,
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
         let Ctx { config, guard, now } = ctx;
+        let Store {
+            hash,
+            key,
+            value,
+            deadline,
+            replaced,
+        } = store;
         self.table(guard).prefetch(hash);
         let mut w = self.begin(config, guard);
         w.maintain(now);
