@@ -1,4 +1,5 @@
-//! Building a session cache: OpenSSL's defaults and their validation.
+//! Building a session cache: the builder validates the settings and
+//! assembles the engine, the counters and the external store.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -6,25 +7,16 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tlscache_core::{BuildError, Cache, Clock, Expiry};
 
-use crate::cache::{capacity_for, Config, External, SessionCache};
+use crate::cache::SessionCache;
 use crate::client::{ClientStore, DEFAULT_TICKETS_PER_PEER};
 use crate::clock::{SharedClock, SystemClock};
-use crate::external::{ExternalStore, Removal};
+use crate::config::{
+    capacity_for, Config, DEFAULT_CACHE_SIZE, DEFAULT_EXTERNAL_BUDGET, DEFAULT_TIMEOUT,
+};
+use crate::external::{on_removal, External, ExternalStore};
 use crate::mode::CacheMode;
 use crate::session::{Session, SessionError, SessionId, SidCtx};
-use crate::stats::{Counter, Counters};
-
-/// OpenSSL's `SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`.
-pub const DEFAULT_CACHE_SIZE: u64 = 1024 * 20;
-
-/// OpenSSL 3.0's default session timeout for TLS (`tls1_default_timeout`):
-/// two hours, in seconds.
-pub const DEFAULT_TIMEOUT: u64 = 60 * 60 * 2;
-
-/// How long an external store call may take before it counts as slow and
-/// its answer as a miss: a handshake that waited longer has lost more than a
-/// resumption saves.
-pub const DEFAULT_EXTERNAL_BUDGET: Duration = Duration::from_millis(50);
+use crate::stats::Counters;
 
 /// A setting no session cache can be built or run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,25 +157,12 @@ impl SessionCacheBuilder {
             .expiry(Expiry::OnFlush)
             .clock(clock.clone())
             .removal_listener(move |_id: &SessionId, session: &Arc<Session>, cause| {
-                use tlscache_core::RemovalCause::{Cleared, Evicted, Expired};
-                // Removal by `remove_session` calls the remove callback
-                // itself; a replaced session leaves without one (OpenSSL's
-                // `SSL_CTX_add_session`); a taken one was used.
-                if !matches!(cause, Evicted | Expired | Cleared) {
-                    return;
-                }
-                let why = match cause {
-                    Evicted => {
-                        listener_counters.bump(Counter::CacheFull);
-                        Removal::Evicted
-                    }
-                    Expired => Removal::Expired,
-                    _ => Removal::Cleared,
-                };
-                session.mark_not_resumable();
-                if let Some(external) = &listener_external {
-                    external.call(|store| store.remove_session(session, why));
-                }
+                on_removal(
+                    &listener_counters,
+                    listener_external.as_ref(),
+                    session,
+                    cause,
+                );
             });
         sessions = match capacity_for(self.cache_size) {
             Some(capacity) => sessions.capacity(capacity),

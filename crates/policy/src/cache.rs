@@ -1,18 +1,18 @@
 //! The session cache OpenSSL keeps per `SSL_CTX`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tlscache_core::{Cache, MAX_SHARD_ENTRIES};
+use tlscache_core::Cache;
 
-use crate::builder::{SessionCacheBuilder, DEFAULT_TIMEOUT};
+use crate::builder::SessionCacheBuilder;
 use crate::client::ClientStore;
 use crate::clock::SharedClock;
-use crate::external::{ExternalStore, Fetched, Removal, StoreError};
+use crate::config::{Config, DEFAULT_TIMEOUT};
+use crate::external::{External, ExternalStore, Fetched, Removal, StoreError};
 use crate::mode::CacheMode;
-use crate::session::{ProtocolVersion, SessionBuilder, SessionError, SessionId, SidCtx};
+use crate::session::{ProtocolVersion, SessionBuilder, SessionId, SidCtx};
 use crate::stats::{Counter, Counters, SessionStats};
 use crate::Session;
 
@@ -24,29 +24,6 @@ const AUTO_FLUSH_MASK: u64 = 0xff;
 /// How far in the future a session's creation time may lie and the session
 /// still resume: room for clock skew across a fleet sharing sessions.
 pub const MAX_CLOCK_SKEW: u64 = 60;
-
-/// The settings read on every operation, swapped whole when one changes.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) mode: CacheMode,
-    pub(crate) cache_size: u64,
-    pub(crate) timeout: u64,
-    pub(crate) sid_ctx: SidCtx,
-}
-
-/// The engine's entry bound for an OpenSSL cache size.
-///
-/// OpenSSL 3.0's `SSL_CTX_add_session` puts the new session in its hash,
-/// then evicts while `SSL_CTX_sess_number >= SSL_CTX_sess_get_cache_size`:
-/// the new session is already counted, so a full cache of size N holds
-/// N − 1 sessions (size 1 holds one: the loop finds no tail to evict). We
-/// keep that bound. Size 0 is unbounded, and so is a size past what one
-/// shard can address ([`MAX_SHARD_ENTRIES`], over four billion sessions):
-/// no process holds that many, so the two cannot be told apart.
-pub(crate) fn capacity_for(size: u64) -> Option<usize> {
-    let capacity = usize::try_from(size.saturating_sub(1).max(1)).ok()?;
-    (size != 0 && capacity <= MAX_SHARD_ENTRIES).then_some(capacity)
-}
 
 /// Where in the engine's time a session's entry is flushed: the first
 /// second past `time + timeout` (OpenSSL's strict `now > calc_timeout`),
@@ -136,39 +113,6 @@ pub enum Handshake<'a> {
     Full,
 }
 
-/// The external store and what it needs to call it safely.
-#[derive(Clone)]
-pub(crate) struct External {
-    pub(crate) store: Arc<dyn ExternalStore>,
-    pub(crate) budget: Duration,
-    pub(crate) counters: Arc<Counters>,
-    /// [`ExternalStore::shares_sessions`], asked once.
-    pub(crate) shares: bool,
-}
-
-impl External {
-    /// Runs one store call. An error or a panic is counted as an error and
-    /// becomes `None`; so does an answer slower than the budget, counted as
-    /// slow.
-    pub(crate) fn call<T>(
-        &self,
-        f: impl FnOnce(&dyn ExternalStore) -> Result<T, StoreError>,
-    ) -> Option<T> {
-        let start = Instant::now();
-        match catch_unwind(AssertUnwindSafe(|| f(&*self.store))) {
-            Ok(Ok(value)) if start.elapsed() <= self.budget => Some(value),
-            Ok(Ok(_)) => {
-                self.counters.bump(Counter::ExternalSlow);
-                None
-            }
-            Ok(Err(_)) | Err(_) => {
-                self.counters.bump(Counter::ExternalErrors);
-                None
-            }
-        }
-    }
-}
-
 /// One session cache: what OpenSSL keeps per `SSL_CTX`, on a sharded engine
 /// whose lookups take no lock.
 ///
@@ -190,84 +134,6 @@ impl SessionCache {
     /// A builder with OpenSSL's defaults.
     pub fn builder() -> SessionCacheBuilder {
         SessionCacheBuilder::default()
-    }
-
-    // ---- configuration -------------------------------------------------
-
-    /// `SSL_CTX_get_session_cache_mode`: the mode, every bit as set.
-    pub fn mode(&self) -> CacheMode {
-        self.config.load().mode
-    }
-
-    /// `SSL_CTX_set_session_cache_mode`: sets the mode and returns the
-    /// previous one. Takes effect for operations that start afterwards.
-    pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
-        self.update(|c| std::mem::replace(&mut c.mode, mode))
-    }
-
-    /// `SSL_CTX_sess_get_cache_size`.
-    pub fn cache_size(&self) -> u64 {
-        self.config.load().cache_size
-    }
-
-    /// `SSL_CTX_sess_set_cache_size`: sets the size (0: unbounded) and
-    /// returns the previous one. Every size works with every shard count:
-    /// a full cache of size N holds N − 1 sessions, as OpenSSL's does (see
-    /// the crate docs on how shards share the bound). A smaller size
-    /// evicts at once, shard by shard, while lookups carry on; each
-    /// eviction counts as `cache_full`.
-    pub fn set_cache_size(&self, size: u64) -> u64 {
-        let set: Result<u64, tlscache_core::BuildError> = self.try_update(|c| {
-            self.sessions.set_capacity(capacity_for(size))?;
-            Ok(std::mem::replace(&mut c.cache_size, size))
-        });
-        // A capacity `capacity_for` gives fits any power-of-two shard
-        // count, the only kind a cache is built with; were the engine to
-        // refuse one, the size would stay as it was.
-        debug_assert!(set.is_ok(), "{set:?}");
-        set.unwrap_or_else(|_| self.cache_size())
-    }
-
-    /// `SSL_CTX_get_timeout`: the timeout given to new sessions, in seconds.
-    pub fn timeout(&self) -> u64 {
-        self.config.load().timeout
-    }
-
-    /// `SSL_CTX_set_timeout`: sets the timeout of sessions made from now on
-    /// (0: the protocol default, [`DEFAULT_TIMEOUT`]) and returns the
-    /// previous one. Sessions already made keep theirs.
-    pub fn set_timeout(&self, seconds: u64) -> u64 {
-        self.update(|c| std::mem::replace(&mut c.timeout, seconds))
-    }
-
-    /// The session-id context new sessions get.
-    pub fn session_id_context(&self) -> SidCtx {
-        self.config.load().sid_ctx
-    }
-
-    /// `SSL_CTX_set_session_id_context`; more than 32 bytes is an error and
-    /// changes nothing.
-    pub fn set_session_id_context(&self, sid_ctx: &[u8]) -> Result<(), SessionError> {
-        let sid_ctx = SidCtx::new(sid_ctx)?;
-        self.update(|c| c.sid_ctx = sid_ctx);
-        Ok(())
-    }
-
-    fn update<T>(&self, change: impl FnOnce(&mut Config) -> T) -> T {
-        let unchanged: Result<T, std::convert::Infallible> = self.try_update(|c| Ok(change(c)));
-        match unchanged {
-            Ok(out) => out,
-        }
-    }
-
-    /// Changes the configuration under the setters' lock; an `Err` from
-    /// `change` leaves it as it was.
-    fn try_update<T, E>(&self, change: impl FnOnce(&mut Config) -> Result<T, E>) -> Result<T, E> {
-        let _setting = self.setters.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut config = Config::clone(&self.config.load());
-        let out = change(&mut config)?;
-        self.config.store(Arc::new(config));
-        Ok(out)
     }
 
     // ---- the cache -----------------------------------------------------
@@ -413,7 +279,14 @@ impl SessionCache {
             }
             found = Some(session);
         }
-        self.judge(found?, &sid_ctx)
+        let want = Wanted {
+            sid_ctx: &sid_ctx,
+            version: None,
+            now: self.clock.secs(),
+        };
+        self.judge(found?, &want, |session| {
+            self.remove_for(session, Removal::Expired);
+        })
     }
 
     /// Single-use resumption for TLS 1.3 stateful tickets and 0-RTT
@@ -498,22 +371,13 @@ impl SessionCache {
             _ => {}
         }
         let session = found?;
-        match want.verdict(&session) {
-            Verdict::Resumes => {
-                self.counters.bump(Counter::Hits);
-                Some(session)
+        self.judge(session, &want, |session| {
+            // Out of the cache already (taken); the rest of a removal.
+            session.mark_not_resumable();
+            if let Some(external) = &self.external {
+                external.call(|store| store.remove_session(session, Removal::Expired));
             }
-            Verdict::Expired => {
-                self.counters.bump(Counter::Timeouts);
-                // Out of the cache already (taken); the rest of a removal.
-                session.mark_not_resumable();
-                if let Some(external) = &self.external {
-                    external.call(|store| store.remove_session(&session, Removal::Expired));
-                }
-                None
-            }
-            Verdict::Refused => None,
-        }
+        })
     }
 
     /// An external store's answer for `id`, counted as a callback hit when
@@ -538,14 +402,16 @@ impl SessionCache {
         Some(session)
     }
 
-    /// The checks `ssl_get_prev_session` makes after finding a session;
-    /// an expired one is removed.
-    fn judge(&self, session: Arc<Session>, sid_ctx: &SidCtx) -> Option<Arc<Session>> {
-        let want = Wanted {
-            sid_ctx,
-            version: None,
-            now: self.clock.secs(),
-        };
+    /// The step `lookup` and `lookup_once` share once they have found a
+    /// session: `ssl_get_prev_session`'s checks (see [`Wanted::verdict`]),
+    /// counted. A session that resumes is a hit; one that timed out is a
+    /// timeout, and `expired` finishes taking it out of the cache.
+    fn judge(
+        &self,
+        session: Arc<Session>,
+        want: &Wanted<'_>,
+        expired: impl FnOnce(&Arc<Session>),
+    ) -> Option<Arc<Session>> {
         match want.verdict(&session) {
             Verdict::Resumes => {
                 self.counters.bump(Counter::Hits);
@@ -553,7 +419,7 @@ impl SessionCache {
             }
             Verdict::Expired => {
                 self.counters.bump(Counter::Timeouts);
-                self.remove_for(&session, Removal::Expired);
+                expired(&session);
                 None
             }
             Verdict::Refused => None,

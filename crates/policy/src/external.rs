@@ -1,8 +1,13 @@
 //! The external store: OpenSSL's new, get and remove session callbacks.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tlscache_core::RemovalCause;
 
 use crate::session::{Session, SessionId, SidCtx};
+use crate::stats::{Counter, Counters};
 
 /// A failure reported by an [`ExternalStore`]. The cache counts it
 /// ([`SessionStats::external_errors`](crate::SessionStats::external_errors))
@@ -112,5 +117,65 @@ pub trait ExternalStore: Send + Sync + 'static {
     /// the cache is built. The default is `true`.
     fn shares_sessions(&self) -> bool {
         true
+    }
+}
+
+/// The external store and what it needs to call it safely.
+#[derive(Clone)]
+pub(crate) struct External {
+    pub(crate) store: Arc<dyn ExternalStore>,
+    pub(crate) budget: Duration,
+    pub(crate) counters: Arc<Counters>,
+    /// [`ExternalStore::shares_sessions`], asked once.
+    pub(crate) shares: bool,
+}
+
+impl External {
+    /// Runs one store call. An error or a panic is counted as an error and
+    /// becomes `None`; so does an answer slower than the budget, counted as
+    /// slow.
+    pub(crate) fn call<T>(
+        &self,
+        f: impl FnOnce(&dyn ExternalStore) -> Result<T, StoreError>,
+    ) -> Option<T> {
+        let start = Instant::now();
+        match catch_unwind(AssertUnwindSafe(|| f(&*self.store))) {
+            Ok(Ok(value)) if start.elapsed() <= self.budget => Some(value),
+            Ok(Ok(_)) => {
+                self.counters.bump(Counter::ExternalSlow);
+                None
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.counters.bump(Counter::ExternalErrors);
+                None
+            }
+        }
+    }
+}
+
+/// What the engine's removal listener does with a session that left the
+/// cache: an eviction counts as `cache_full`; an eviction, an expiry or a
+/// clear marks the session non-resumable and tells the external store.
+/// Removal by `remove_session` tells the store itself; a replaced session
+/// leaves without a word (OpenSSL's `SSL_CTX_add_session`); a taken one
+/// was used.
+pub(crate) fn on_removal(
+    counters: &Counters,
+    external: Option<&External>,
+    session: &Arc<Session>,
+    cause: RemovalCause,
+) {
+    let why = match cause {
+        RemovalCause::Evicted => {
+            counters.bump(Counter::CacheFull);
+            Removal::Evicted
+        }
+        RemovalCause::Expired => Removal::Expired,
+        RemovalCause::Cleared => Removal::Cleared,
+        _ => return,
+    };
+    session.mark_not_resumable();
+    if let Some(external) = external {
+        external.call(|store| store.remove_session(session, why));
     }
 }

@@ -139,18 +139,18 @@ mod cache;
 mod client;
 mod clock;
 mod codec;
+mod config;
 mod external;
 mod mode;
 mod session;
 mod stats;
 
-pub use builder::{
-    ConfigError, SessionCacheBuilder, DEFAULT_CACHE_SIZE, DEFAULT_EXTERNAL_BUDGET, DEFAULT_TIMEOUT,
-};
+pub use builder::{ConfigError, SessionCacheBuilder};
 pub use cache::{Handshake, SessionCache, Side, MAX_CLOCK_SKEW};
 pub use client::DEFAULT_TICKETS_PER_PEER;
 pub use clock::SystemClock;
 pub use codec::DecodeError;
+pub use config::{DEFAULT_CACHE_SIZE, DEFAULT_EXTERNAL_BUDGET, DEFAULT_TIMEOUT};
 pub use external::{ExternalStore, Fetched, Removal, StoreError};
 pub use mode::CacheMode;
 pub use session::{
