@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
-pub use tlscache_loadgen::{Engine, EngineKind, SessionId as Key, State};
+pub use tlscache_engines::{Engine, EngineKind, SessionId as Key, State};
 
 /// The engines every throughput benchmark compares: tlscache-core first,
 /// then its peers.

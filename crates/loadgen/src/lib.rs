@@ -26,19 +26,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-mod engine;
-mod external;
-mod libssl;
 pub mod memory;
 pub mod plot;
 mod report;
 mod run;
 mod workload;
 
-pub use engine::{Engine, EngineKind, SessionId, State};
-pub use external::{Tiers, TwoTier};
 pub use report::{table, tiers_table, Report, Run};
 pub use run::{run, Outcome};
+pub use tlscache_engines::{Engine, EngineKind, SessionId, State, Tiers, TwoTier};
 pub use workload::{session_id, Conn, Preset, Workload};
 
 /// The README's examples (the core's, the policy layer's and the Redis

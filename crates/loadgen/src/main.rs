@@ -25,7 +25,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Preset::Proxy)]
     preset: Preset,
     /// Engines to run, comma-separated (tlscache always runs first).
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = engine_kinds())]
     engines: Vec<EngineKind>,
     /// Distinct clients.
     #[arg(long)]
@@ -151,6 +151,14 @@ fn usage_error(message: String) -> ! {
     }
     eprintln!("{message}\n\n{HINT}");
     std::process::exit(2)
+}
+
+/// `--engines`' parser: the engines' labels, as clap lists them in its
+/// help and errors.
+fn engine_kinds() -> impl clap::builder::TypedValueParser<Value = EngineKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(EngineKind::ALL.map(EngineKind::label))
+        .try_map(|label| label.parse::<EngineKind>())
 }
 
 fn main() -> ExitCode {

@@ -5,8 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::engine::EngineKind;
 use crate::workload::{session_id, Workload};
+use tlscache_engines::EngineKind;
 
 /// The system allocator, counting live bytes while [`probe`] runs. Outside
 /// a probe it costs one relaxed load per call, so timed runs are not

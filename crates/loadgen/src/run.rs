@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::engine::{Engine, State};
-use crate::external::Tiers;
 use crate::workload::{session_id, Conn, Workload};
+use tlscache_engines::Tiers;
+use tlscache_engines::{Engine, State};
 
 /// One connection in this many is timed, so that reading the clock does
 /// not dominate what is measured.

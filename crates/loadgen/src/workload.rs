@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
-use crate::engine::{SessionId, State};
+use tlscache_engines::{SessionId, State};
 
 /// Named workloads; every knob can still be overridden by a flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -32,7 +32,7 @@ pub trait Engine: Send + Sync {
 }
 
 /// The engines a run can pick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum EngineKind {
     /// tlscache-core used directly.
     Tlscache,
@@ -63,6 +63,20 @@ impl EngineKind {
         EngineKind::Rustls,
         EngineKind::Openssl,
     ];
+
+    /// The engine's name on a command line: `tlscache`, `policy`,
+    /// `quick-cache`, `moka`, `mutex-lru`, `rustls`, `openssl`.
+    pub fn label(self) -> &'static str {
+        match self {
+            EngineKind::Tlscache => "tlscache",
+            EngineKind::Policy => "policy",
+            EngineKind::QuickCache => "quick-cache",
+            EngineKind::Moka => "moka",
+            EngineKind::MutexLru => "mutex-lru",
+            EngineKind::Rustls => "rustls",
+            EngineKind::Openssl => "openssl",
+        }
+    }
 
     /// An engine of this kind holding at most `capacity` sessions.
     pub fn build(self, capacity: usize, timeout: Duration) -> Result<Box<dyn Engine>, String> {
@@ -322,5 +336,20 @@ impl Engine for Rustls {
     }
     fn sessions(&self) -> Option<u64> {
         None // rustls does not say how many sessions it holds
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    /// The engine [`label`](EngineKind::label) names.
+    fn from_str(s: &str) -> Result<Self, String> {
+        EngineKind::ALL
+            .into_iter()
+            .find(|k| k.label() == s)
+            .ok_or_else(|| {
+                let labels: Vec<_> = EngineKind::ALL.iter().map(|k| k.label()).collect();
+                format!("unknown engine {s:?}: one of {}", labels.join(", "))
+            })
     }
 }
