@@ -1,5 +1,5 @@
 //! The benchmark suite: tlscache-core against quick_cache, moka and one
-//! `Mutex<LruCache>`, every engine through the load generator's `Engine`
+//! `Mutex<LruCache>`, every engine through tlscache-engines' `Engine`
 //! trait; the cost of expiry sweeps; and the policy layer's overhead
 //! against the core and against OpenSSL's own cache (`policy/…`: lookups,
 //! single-use lookups each followed by a store, and new sessions).

@@ -1,4 +1,4 @@
-//! Workloads for the benchmarks, run through the load generator's
+//! Workloads for the benchmarks, run through tlscache-engines'
 //! [`Engine`] trait, so the benchmarks and the main job drive every engine
 //! through the same adapters.
 //!

@@ -1,5 +1,5 @@
 //! Latency of single operations at 2 threads, per engine, through the
-//! load generator's `Engine` adapters: 100k capacity, 200k ids, every
+//! `Engine` adapters of tlscache-engines: 100k capacity, 200k ids, every
 //! operation timed with the TSC (quanta) into a histogram.
 //!
 //! `cargo run --release -p tlscache-benches --bin latency [--gets-only | --tickets] [engine...]`

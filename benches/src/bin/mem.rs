@@ -1,5 +1,5 @@
 //! Bytes per entry of one engine at 1M entries, by resident-set growth,
-//! through the load generator's `Engine` adapters.
+//! through tlscache-engines' `Engine` adapters.
 //!
 //! Run one engine per process so allocator state does not carry over:
 //! `cargo run --release -p tlscache-benches --bin mem -- tlscache`
