@@ -248,3 +248,33 @@ fn the_report_names_the_preset_as_the_flag_takes_it() {
     assert!(table.starts_with("tls13-tickets preset, "), "{table}");
     assert!(!table.contains("Tls13Tickets"), "{table}");
 }
+
+/// rustls's cache takes a ticket in O(n): under single-use tickets it runs
+/// fewer connections (2e9 / capacity a thread), and its row says so.
+#[test]
+fn an_engine_with_linear_takes_runs_fewer_connections_and_says_so() {
+    let args = |capacity: &'static str, ops: &'static str| {
+        [
+            "--preset",
+            "tls13-tickets",
+            "--engines",
+            "rustls",
+            "--capacity",
+            capacity,
+            "--clients",
+            "5000",
+            "--warmup",
+            "100",
+            "--ops",
+            ops,
+        ]
+    };
+    // 400k entries: at most 5,000 connections a thread.
+    let table = table_of(&args("400000", "6000"));
+    assert!(
+        table.contains("| rustls (fewer connections: O(n) takes) |"),
+        "{table}"
+    );
+    let table = table_of(&args("100000", "1500"));
+    assert!(table.contains("| rustls |"), "within the budget: {table}");
+}
