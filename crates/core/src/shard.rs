@@ -234,7 +234,7 @@ where
         // Acquire pairs with the Release store that published the table.
         let table = self.table.load(Ordering::Acquire, guard);
         // SAFETY: the table pointer is never null (set in `new`, replaced
-        // only by a non-null table in `rebuild`); a replaced table is
+        // only by a non-null table in `make_room`); a replaced table is
         // retired, so it outlives `guard`.
         unsafe { table.deref() }
     }
@@ -607,9 +607,8 @@ where
             // Grow by doubling, but not past the shard's capacity (plus
             // the one an insert links before it evicts), so a full bounded
             // shard carries no slack. Slots still waiting for the epoch
-            // collector can take more than that (60 to 100 a shard in
-            // `latency`'s 2-thread 90/9/1 mix, counted at the shards' drop
-            // in an instrumented build); past it, grow by an eighth at a time,
+            // collector can take more than that (see docs/performance.md,
+            // "slots past capacity"); past it, grow by an eighth at a time,
             // never by one: reserving exactly one more copies both lists
             // whole.
             let bound = st.capacity.saturating_add(1);
