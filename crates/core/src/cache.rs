@@ -11,7 +11,7 @@ use crate::clock::{duration_to_nanos, Clock};
 use crate::entry::NEVER;
 use crate::error::BuildError;
 use crate::listener::RemovalCause;
-use crate::shard::{Config, Ctx, Shard, Store, MAX_SHARD_ENTRIES};
+use crate::shard::{Config, Ctx, Heard, Shard, Store, MAX_SHARD_ENTRIES};
 use crate::stats::CacheStats;
 use crate::sync::epoch;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
@@ -20,8 +20,8 @@ use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 /// shards but pooled: every shard may hold any number of entries, and an
 /// insert that takes the whole cache past its capacity evicts (see
 /// `Cache::trim`). A split bound lets a shard evict while others have room,
-/// which matters when a shard's part is small (a shard of 64 entries
-/// typically fills while the cache is under nine tenths full), and a
+/// which matters when a shard's part is small (the fullest of a few
+/// shards of 64 entries fills well before the cache does), and a
 /// capacity smaller than the shard count could not be split at all.
 /// Pooling costs a sum over the shards' counts per insert, small for the
 /// small caches that use it.
@@ -319,22 +319,28 @@ where
     /// entry stays) and going round the others. Serialized, so entries in
     /// flight from concurrent inserts are evicted once, not once per
     /// insert; the count may pass the capacity for as long as an insert
-    /// takes to reach here.
+    /// takes to reach here. The listener hears the evictions once the
+    /// trim's lock is released.
     fn trim(&self, capacity: u64, first: usize) {
         if self.len() <= capacity {
             return;
         }
-        let _one = lock(&self.trimming);
-        while self.len() > capacity {
-            let shards = self.shards.len();
-            let evicted = (0..shards).any(|k| {
-                let i = (first + k) & self.shard_mask;
-                self.shards[i].evict_one(&self.config, usize::from(k == 0))
-            });
-            if !evicted {
-                break;
+        let guard = &epoch::pin();
+        let mut heard = Heard::new(guard);
+        {
+            let _one = lock(&self.trimming);
+            while self.len() > capacity {
+                let shards = self.shards.len();
+                let evicted = (0..shards).any(|k| {
+                    let i = (first + k) & self.shard_mask;
+                    self.shards[i].evict_one(&self.config, usize::from(k == 0), &mut heard)
+                });
+                if !evicted {
+                    break;
+                }
             }
         }
+        heard.tell(&self.config);
     }
 
     /// Removes `key` and returns its live value.

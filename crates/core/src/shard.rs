@@ -118,6 +118,49 @@ impl<K, V> std::ops::Deref for Found<'_, K, V> {
 /// replaced in place and then evicted) under that guard.
 type Pending<K, V> = SmallVec<[(*const Node<K, V>, Option<Arc<V>>, RemovalCause); 4]>;
 
+/// Listener calls gathered under `guard` to be made later, once the
+/// caller holds no lock. The nodes they name stay valid while `guard` is
+/// pinned, which the borrow ensures.
+pub(crate) struct Heard<'g, K, V> {
+    pending: Pending<K, V>,
+    guard: &'g Guard,
+}
+
+impl<'g, K, V> Heard<'g, K, V> {
+    pub(crate) fn new(guard: &'g Guard) -> Self {
+        Self {
+            pending: Pending::new(),
+            guard,
+        }
+    }
+
+    /// Makes the calls.
+    pub(crate) fn tell(self, config: &Config<K, V>) {
+        // SAFETY: every node was retired, or had its value replaced, under
+        // `self.guard`, which is still pinned (borrowed for `'g`).
+        unsafe { notify(config, self.pending) }
+    }
+}
+
+/// Calls the listener for each removal in `pending`.
+///
+/// # Safety
+///
+/// The guard under which each node was retired, or had its value
+/// replaced, is still pinned, so no node has been freed.
+unsafe fn notify<K, V>(config: &Config<K, V>, pending: Pending<K, V>) {
+    if let Some(listener) = &config.listener {
+        for (node, replaced, cause) in pending {
+            // SAFETY: the caller's guarantee: the node is not freed yet.
+            let node = unsafe { &*node };
+            match replaced {
+                Some(value) => listener(&node.key, &value, cause),
+                None => node.with_value(|value| listener(&node.key, value, cause)),
+            }
+        }
+    }
+}
+
 /// Writer-side state, guarded by the shard lock.
 struct State<K, V> {
     /// The nodes: slot `i` holds the node that owns LRU and wheel link `i`.
@@ -400,10 +443,16 @@ where
     }
 
     /// Evicts the least recently used entry if the shard holds more than
-    /// `keep`; says whether it did. For a pooled capacity's trim.
-    pub(crate) fn evict_one(&self, config: &Config<K, V>, keep: usize) -> bool {
-        let guard = &epoch::pin();
-        let mut w = self.begin(config, guard);
+    /// `keep`; says whether it did. For a pooled capacity's trim, which
+    /// holds a lock of its own: the listener's calls go to `heard`, for
+    /// the caller to make once it holds none.
+    pub(crate) fn evict_one<'g>(
+        &self,
+        config: &Config<K, V>,
+        keep: usize,
+        heard: &mut Heard<'g, K, V>,
+    ) -> bool {
+        let mut w = self.begin(config, heard.guard);
         // Buffered accesses first, so the evictor sees every recent use.
         w.maintain(None);
         let len = w.st.len;
@@ -413,7 +462,7 @@ where
             w.evict();
             w.st.capacity = capacity;
         }
-        w.finish(config);
+        heard.pending.extend(w.settle());
         evicted
     }
 
@@ -757,6 +806,15 @@ where
 
     /// Releases the lock, then tells the listener what left.
     fn finish(self, config: &Config<K, V>) {
+        let pending = self.settle();
+        // SAFETY: each node was retired (or had its value replaced) under
+        // the write's guard, which the caller still holds pinned.
+        unsafe { notify(config, pending) }
+    }
+
+    /// `finish` up to the listener's calls, which it returns: releases the
+    /// lock, hands what this write retired to the collector and collects.
+    fn settle(self) -> Pending<K, V> {
         let Write {
             mut st,
             pending,
@@ -780,18 +838,7 @@ where
             // would put those frees on a lookup's latency.
             guard.flush();
         }
-        if let Some(listener) = &config.listener {
-            for (node, replaced, cause) in pending {
-                // SAFETY: each node was retired (or had its value replaced)
-                // under `self.guard`, which the caller still holds pinned,
-                // so it has not been freed.
-                let node = unsafe { &*node };
-                match replaced {
-                    Some(value) => listener(&node.key, &value, cause),
-                    None => node.with_value(|value| listener(&node.key, value, cause)),
-                }
-            }
-        }
+        pending
     }
 }
 

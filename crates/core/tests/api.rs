@@ -147,6 +147,43 @@ fn a_small_capacity_is_shared_by_all_shards() {
     assert!(c.len() <= 1000);
 }
 
+/// A listener is called holding no lock, so it may write to the cache it
+/// listens to, a pooled capacity's evictions included (they would
+/// deadlock on the trim's lock otherwise).
+#[test]
+fn a_listener_may_write_to_its_own_cache() {
+    type Shared = std::sync::Arc<std::sync::OnceLock<Cache<u32, u32>>>;
+    let cell: Shared = Default::default();
+    let inner = cell.clone();
+    let cache = Cache::builder()
+        .capacity(4)
+        .shards(8)
+        .removal_listener(move |k: &u32, _: &Arc<u32>, cause| {
+            // An evicted key under 100 comes back as key + 1000, once.
+            if cause == RemovalCause::Evicted && *k < 100 {
+                if let Some(c) = inner.get() {
+                    c.insert(k + 1000, Arc::new(0));
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    assert!(cell.set(cache).is_ok());
+    let (done, finished) = std::sync::mpsc::channel();
+    let writer = cell.clone();
+    std::thread::spawn(move || {
+        let c = writer.get().unwrap();
+        for k in 0..20 {
+            c.insert(k, Arc::new(k));
+        }
+        done.send(c.len()).unwrap();
+    });
+    let len = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the writer finished: no listener call waited on a lock");
+    assert_eq!(len, 4);
+}
+
 #[test]
 fn take_if_leaves_what_it_refuses() {
     let (c, _, log) = logged(10);
