@@ -10,54 +10,30 @@ import socket
 import struct
 import sys
 
-
-def ext(kind, body):
-    return struct.pack("!HH", kind, len(body)) + body
+from hello import client_hello, ext, read_exact, u16_list
 
 
-def client_hello(session_id):
+def garbage_hello(session_id):
     suites = [0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8]
     groups = [0x001D, 0x0017, 0x0018]
     sigalgs = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
     extensions = b"".join(
         [
-            ext(0x000A, struct.pack("!H", 2 * len(groups)) + b"".join(struct.pack("!H", g) for g in groups)),
+            ext(0x000A, u16_list(groups)),
             ext(0x000B, b"\x01\x00"),
-            ext(0x000D, struct.pack("!H", 2 * len(sigalgs)) + b"".join(struct.pack("!H", s) for s in sigalgs)),
+            ext(0x000D, u16_list(sigalgs)),
             ext(0x0017, b""),  # extended master secret
             ext(0xFF01, b"\x00"),  # renegotiation info
         ]
     )
-    body = (
-        b"\x03\x03"
-        + os.urandom(32)
-        + bytes([len(session_id)])
-        + session_id
-        + struct.pack("!H", 2 * len(suites))
-        + b"".join(struct.pack("!H", s) for s in suites)
-        + b"\x01\x00"
-        + struct.pack("!H", len(extensions))
-        + extensions
-    )
-    handshake = b"\x01" + struct.pack("!I", len(body))[1:] + body
-    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
-
-
-def read_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("the server closed the connection")
-        data += chunk
-    return data
+    return client_hello(session_id, suites, extensions)
 
 
 def main():
     port = int(sys.argv[1])
     offered = os.urandom(32)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(client_hello(offered))
+        sock.sendall(garbage_hello(offered))
         kind, _, length = struct.unpack("!BHH", read_exact(sock, 5))
         record = read_exact(sock, length)
     if kind != 0x16 or record[0] != 0x02:

@@ -12,16 +12,10 @@ import socket
 import struct
 import sys
 
-
-def ext(kind, body):
-    return struct.pack("!HH", kind, len(body)) + body
+from hello import client_hello, ext, read_exact, u16_list
 
 
-def u16_list(values):
-    return struct.pack("!H", 2 * len(values)) + b"".join(struct.pack("!H", v) for v in values)
-
-
-def client_hello(identity):
+def psk_hello(identity):
     suites = [0x1301, 0x1302, 0x1303]
     sigalgs = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
     share = struct.pack("!HH", 0x001D, 32) + os.urandom(32)  # x25519
@@ -38,35 +32,14 @@ def client_hello(identity):
             ext(0x0029, psk),  # pre_shared_key, last as it must be
         ]
     )
-    body = (
-        b"\x03\x03"
-        + os.urandom(32)
-        + b"\x20"
-        + os.urandom(32)
-        + u16_list(suites)
-        + b"\x01\x00"
-        + struct.pack("!H", len(extensions))
-        + extensions
-    )
-    handshake = b"\x01" + struct.pack("!I", len(body))[1:] + body
-    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
-
-
-def read_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("the server closed the connection")
-        data += chunk
-    return data
+    return client_hello(os.urandom(32), suites, extensions)
 
 
 def main():
     port = int(sys.argv[1])
     identity = bytes.fromhex(sys.argv[2])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(client_hello(identity))
+        sock.sendall(psk_hello(identity))
         kind, _, length = struct.unpack("!BHH", read_exact(sock, 5))
         read_exact(sock, length)
     if kind != 0x16:
