@@ -171,10 +171,18 @@ pub struct Session {
     /// [`CacheMode::UPDATE_TIME`](crate::CacheMode::UPDATE_TIME).
     time: AtomicU64,
     timeout: u64,
-    state: Zeroizing<Vec<u8>>,
+    /// Exactly as long as the state (no spare capacity), zeroized on drop.
+    state: Zeroizing<Box<[u8]>>,
+    /// What most sessions lack (a client session's peer, application
+    /// data), boxed so that a server session does not carry the room.
+    extras: Option<Box<Extras>>,
+    not_resumable: AtomicBool,
+}
+
+/// A session's rarely present parts.
+struct Extras {
     peer: Option<PeerKey>,
     ex_data: Option<ExData>,
-    not_resumable: AtomicBool,
 }
 
 /// Application data riding with a session: OpenSSL's
@@ -243,12 +251,12 @@ impl Session {
 
     /// The opaque state a TLS stack resumes from (secret: zeroized on drop).
     pub fn state(&self) -> &[u8] {
-        &self.state
+        &self.state[..]
     }
 
     /// For a client session, the peer it belongs to.
     pub fn peer(&self) -> Option<&PeerKey> {
-        self.peer.as_ref()
+        self.extras.as_ref()?.peer.as_ref()
     }
 
     /// The application data attached at creation, if it is a `T`
@@ -256,7 +264,7 @@ impl Session {
     /// cannot be serialized keeps them here. Not part of
     /// [`encode`](Self::encode).
     pub fn ex_data<T: std::any::Any>(&self) -> Option<&T> {
-        self.ex_data.as_deref()?.downcast_ref()
+        self.extras.as_ref()?.ex_data.as_deref()?.downcast_ref()
     }
 
     /// Whether it may still be resumed (`SSL_SESSION_is_resumable`).
@@ -285,8 +293,11 @@ impl fmt::Debug for Session {
                 "state",
                 &format_args!("<{} secret bytes>", self.state.len()),
             )
-            .field("peer", &self.peer)
-            .field("ex_data", &self.ex_data.is_some())
+            .field("peer", &self.peer())
+            .field(
+                "ex_data",
+                &self.extras.as_ref().is_some_and(|e| e.ex_data.is_some()),
+            )
             .field("resumable", &self.is_resumable())
             .finish()
     }
@@ -356,11 +367,27 @@ impl SessionBuilder {
             version: self.version,
             time: AtomicU64::new(self.time.unwrap_or_else(unix_now)),
             timeout: self.timeout,
-            state: self.state,
-            peer: self.peer,
-            ex_data: self.ex_data,
+            state: Zeroizing::new(into_exact(self.state)),
+            extras: (self.peer.is_some() || self.ex_data.is_some()).then(|| {
+                Box::new(Extras {
+                    peer: self.peer,
+                    ex_data: self.ex_data,
+                })
+            }),
             not_resumable: AtomicBool::new(false),
         })
+    }
+}
+
+/// The state's bytes in an allocation of exactly their length. A vector
+/// with spare capacity is copied (and the original zeroized when dropped)
+/// rather than shrunk in place, which could leave the secret in memory the
+/// allocator has taken back.
+fn into_exact(mut state: Zeroizing<Vec<u8>>) -> Box<[u8]> {
+    if state.len() == state.capacity() {
+        std::mem::take(&mut *state).into_boxed_slice()
+    } else {
+        Box::from(&state[..])
     }
 }
 
