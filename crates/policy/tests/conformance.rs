@@ -783,64 +783,14 @@ fn lookup_once_removes_an_expired_session_as_a_timeout() {
 /// after a local miss.
 #[test]
 fn a_listening_store_leaves_single_use_to_the_cache() {
-    struct Listener(Recorder);
-    impl tlscache_policy::ExternalStore for Listener {
-        fn new_session(&self, session: &Arc<Session>) -> Result<(), tlscache_policy::StoreError> {
-            self.0
-                .calls
-                .lock()
-                .unwrap()
-                .push(Call::New(session.id().as_bytes()[0]));
-            Ok(())
-        }
-        fn get_session(
-            &self,
-            id: &tlscache_policy::SessionId,
-            _: &tlscache_policy::SidCtx,
-        ) -> Result<Option<tlscache_policy::Fetched>, tlscache_policy::StoreError> {
-            self.0
-                .calls
-                .lock()
-                .unwrap()
-                .push(Call::Get(id.as_bytes()[0]));
-            Ok(None)
-        }
-        fn take_session(
-            &self,
-            id: &tlscache_policy::SessionId,
-            _: &tlscache_policy::SidCtx,
-        ) -> Result<Option<tlscache_policy::Fetched>, tlscache_policy::StoreError> {
-            self.0
-                .calls
-                .lock()
-                .unwrap()
-                .push(Call::Take(id.as_bytes()[0]));
-            Ok(None)
-        }
-        fn remove_session(
-            &self,
-            session: &Arc<Session>,
-            why: Removal,
-        ) -> Result<(), tlscache_policy::StoreError> {
-            self.0
-                .calls
-                .lock()
-                .unwrap()
-                .push(Call::Remove(session.id().as_bytes()[0], why));
-            Ok(())
-        }
-        fn shares_sessions(&self) -> bool {
-            false
-        }
-    }
-    let listener = Arc::new(Listener(Recorder::default()));
+    let listener = Arc::new(Recorder::listening());
     let (c, _) = cache_with(SessionCache::builder().external_store(listener.clone()));
     let s = session(&c, 1);
     c.handshake_finished(Side::Server, Handshake::New(&s));
     assert!(c.lookup_once(&id(1), &ctx_of(&s)).is_some());
     assert!(c.lookup_once(&id(1), &ctx_of(&s)).is_none());
     assert_eq!(
-        listener.0.calls(),
+        listener.calls(),
         vec![Call::New(1), Call::Take(1)],
         "asked once, after the local miss"
     );

@@ -94,16 +94,27 @@ pub enum Fault {
 
 /// An in-memory external store that logs every call and can be told to
 /// fail, panic or dawdle. Lookups hand out shared handles (`*copy = 1`)
-/// unless `owned` is set, when they hand out fresh copies.
+/// unless `owned` is set, when they hand out fresh copies. A store made
+/// with [`Recorder::listening`] only listens: it keeps nothing and says
+/// it does not share sessions.
 #[derive(Default)]
 pub struct Recorder {
     pub sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
     pub calls: Mutex<Vec<Call>>,
     fault: AtomicU8,
     pub owned: std::sync::atomic::AtomicBool,
+    listening: bool,
 }
 
 impl Recorder {
+    /// A store that only wants to hear of new sessions.
+    pub fn listening() -> Self {
+        Self {
+            listening: true,
+            ..Self::default()
+        }
+    }
+
     pub fn set_fault(&self, fault: Fault) {
         self.fault.store(fault as u8, Ordering::SeqCst);
     }
@@ -163,7 +174,9 @@ impl ExternalStore for Recorder {
             .unwrap()
             .push(Call::New(tag(session.id())));
         self.misbehave()?;
-        self.put(session);
+        if !self.listening {
+            self.put(session);
+        }
         Ok(())
     }
 
@@ -189,6 +202,10 @@ impl ExternalStore for Recorder {
         self.misbehave()?;
         self.sessions.lock().unwrap().remove(session.id());
         Ok(())
+    }
+
+    fn shares_sessions(&self) -> bool {
+        !self.listening
     }
 }
 
