@@ -25,9 +25,8 @@ pub enum ConfigError {
     /// The session-id context is not acceptable.
     #[error(transparent)]
     Session(#[from] SessionError),
-    /// The engine refused the size or shard count (for instance a cache
-    /// size smaller than the shard count).
-    #[error(transparent)]
+    /// The engine refused the shard count (not a power of two, or more
+    /// than it supports).
     Engine(#[from] BuildError),
     /// A peer must be able to keep at least one client session.
     #[error("tickets per peer must be at least 1")]
