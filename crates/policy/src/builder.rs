@@ -27,6 +27,7 @@ pub enum ConfigError {
     Session(#[from] SessionError),
     /// The engine refused the shard count (not a power of two, or more
     /// than it supports).
+    #[error(transparent)]
     Engine(#[from] BuildError),
     /// A peer must be able to keep at least one client session.
     #[error("tickets per peer must be at least 1")]
