@@ -9,6 +9,10 @@ use openssl::ssl::{
 };
 use tlscache_policy::{ProtocolVersion, SessionCache, SessionError, SidCtx, Side};
 
+/// `SSL_OP_NO_ANTI_REPLAY` (ssl.h, OpenSSL 1.1.1 and later), which
+/// openssl-sys does not name.
+const NO_ANTI_REPLAY: u64 = 1 << 24;
+
 /// Why [`install`] failed; the context may be half configured.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -32,7 +36,10 @@ pub fn install(
     let sid_ctx = SidCtx::new(sid_ctx)?;
     ctx.set_session_id_context(sid_ctx.as_bytes())?;
     ctx.set_session_cache_mode(SslSessionCacheMode::SERVER | SslSessionCacheMode::NO_INTERNAL);
-    ctx.set_options(SslOptions::NO_TICKET);
+    // The get callback takes TLS 1.3 tickets once, which is the replay
+    // protection early data needs; OpenSSL's own would remove them again
+    // from the internal cache, which is off, and so refuse them all.
+    ctx.set_options(SslOptions::NO_TICKET | SslOptions::from_bits_retain(NO_ANTI_REPLAY));
 
     let new_cache = Arc::clone(&cache);
     ctx.set_new_session_callback(move |ssl, session| {

@@ -14,6 +14,15 @@
 //! stateful tickets, which the get callback takes (single use, through
 //! [`SessionCache::lookup_once`](tlscache_policy::SessionCache::lookup_once)).
 //!
+//! TLS 1.3 early data works as with OpenSSL's own cache: set
+//! `SSL_CTX_set_max_early_data` and read it with `SSL_read_early_data`. A
+//! ticket carries early data once; a replayed ticket resumes nothing and
+//! its early data is refused. The cache's single-use take is that replay
+//! protection, so [`install`] also sets `SSL_OP_NO_ANTI_REPLAY`: OpenSSL's
+//! own protection removes the session from its internal cache after the
+//! get callback returned it, and with no internal cache that removal
+//! fails and would refuse every ticket offered with early data.
+//!
 //! Counters: OpenSSL counts handshakes itself; the cache counts what it
 //! sees (lookups, hits, misses, timeouts, new sessions). A proxy that wants
 //! the cache's `accept`/`accept_good` and its auto flush reports

@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_long, c_uint};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{certified, client, connect_reporting};
+use common::{certified, client, connect_early, connect_reporting, Early};
 use foreign_types::ForeignType;
 use openssl::ssl::{SslContext, SslContextBuilder, SslMethod, SslOptions, SslSession, SslVersion};
 use openssl_sys as ffi;
@@ -55,6 +55,9 @@ const GET_SESS_CACHE_MODE: c_int = 45;
 
 /// The server contexts' session-id context.
 const CTX: &[u8] = b"front";
+
+/// Early data a server accepts, where it accepts any.
+const EARLY_MAX: u32 = 1024;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -129,6 +132,18 @@ trait Subject {
     /// A server context on this cache in session-id context `sid_ctx`
     /// (stateful tickets).
     fn server_in(&mut self, max: SslVersion, sid_ctx: &[u8]) -> SslContext;
+    /// A TLS 1.3 server context on this cache, stateful tickets, that
+    /// accepts early data (`SSL_CTX_set_max_early_data`).
+    fn early_server(&mut self) -> SslContext;
+    /// One connection to `server` that offers `offer` and sends `early`
+    /// as early data.
+    fn connect_early(
+        &mut self,
+        server: &SslContext,
+        client: &SslContext,
+        offer: &SslSession,
+        early: &[u8],
+    ) -> Early;
     /// Sends `hello` to `server` as a client would, reads the first
     /// record of its answer and hangs up; the record's type.
     fn raw_hello(&mut self, server: &SslContext, hello: &[u8]) -> u8 {
@@ -301,6 +316,21 @@ impl Subject for Libssl {
     ) -> (bool, SslSession) {
         connect_reporting(server, client, offer, None)
     }
+    fn early_server(&mut self) -> SslContext {
+        // SAFETY: a live context.
+        let set = unsafe { ffi::SSL_CTX_set_max_early_data(self.ctx.as_ptr(), EARLY_MAX) };
+        assert_eq!(set, 1);
+        self.ctx.clone()
+    }
+    fn connect_early(
+        &mut self,
+        server: &SslContext,
+        client: &SslContext,
+        offer: &SslSession,
+        early: &[u8],
+    ) -> Early {
+        connect_early(server, client, offer, early, None).0
+    }
 }
 
 /// tlscache-policy.
@@ -463,6 +493,22 @@ impl Subject for Ours {
             },
         );
         (reused, session)
+    }
+    fn early_server(&mut self) -> SslContext {
+        let mut b = SslContext::builder(SslMethod::tls_server()).unwrap();
+        certified(&mut b);
+        b.set_max_early_data(EARLY_MAX).unwrap();
+        tlscache_openssl::install(&mut b, self.cache.clone(), CTX).unwrap();
+        b.build()
+    }
+    fn connect_early(
+        &mut self,
+        server: &SslContext,
+        client: &SslContext,
+        offer: &SslSession,
+        early: &[u8],
+    ) -> Early {
+        connect_early(server, client, offer, early, Some(&self.cache)).0
     }
 }
 
@@ -754,16 +800,44 @@ fn tls13_stateful(s: &mut dyn Subject, o: &mut Seen) {
     let server = s.server(SslVersion::TLS1_3, Tickets::Stateful);
     let client = client(SslVersion::TLS1_3);
     let (_, ticket) = s.connect(&server, &client, None);
+    // A copy: the client marks the session it resumed non-resumable.
+    let replay = SslSession::from_der(&ticket.to_der().unwrap()).unwrap();
     o.stats("tls13 stateful full", s);
     o.see(
         "tls13 ticket resumes",
         s.connect(&server, &client, Some(&ticket)).0,
     );
     o.see(
-        "tls13 ticket resumes again",
+        "tls13 ticket offered again by the client",
         s.connect(&server, &client, Some(&ticket)).0,
     );
+    o.see(
+        "tls13 ticket replayed",
+        s.connect(&server, &client, Some(&replay)).0,
+    );
     o.stats("tls13 stateful resumed", s);
+}
+
+/// TLS 1.3 early data on stateful tickets: a ticket carries early data
+/// once; replayed, it resumes nothing and its early data is refused.
+fn tls13_early_data(s: &mut dyn Subject, o: &mut Seen) {
+    let server = s.early_server();
+    let client = client(SslVersion::TLS1_3);
+    let (_, ticket) = s.connect(&server, &client, None);
+    // The client marks a session it resumed with non-resumable once a new
+    // ticket replaces it, and then offers nothing: a replay is a copy.
+    let replay = SslSession::from_der(&ticket.to_der().unwrap()).unwrap();
+    o.stats("early data, full", s);
+    o.see(
+        "early data: first use",
+        s.connect_early(&server, &client, &ticket, b"early"),
+    );
+    o.stats("early data, first use", s);
+    o.see(
+        "early data: replayed ticket",
+        s.connect_early(&server, &client, &replay, b"early"),
+    );
+    o.stats("early data, replayed", s);
 }
 
 fn tls13_stateless(s: &mut dyn Subject, o: &mut Seen) {
@@ -928,6 +1002,7 @@ const SCENARIOS: &[(&str, Scenario, Tickets)] = &[
     ("auto flush", auto_flush, Tickets::Stateful),
     ("tls13 stateful", tls13_stateful, Tickets::Stateful),
     ("tls13 stateless", tls13_stateless, Tickets::Stateless),
+    ("tls13 early data", tls13_early_data, Tickets::Stateful),
     ("external", external, Tickets::Stateful),
     (
         "single-use refusals",
@@ -949,6 +1024,9 @@ const DOCUMENTED: &[(&str, &str, bool)] = &[
     ("empty id added", "Session ids", false),
     ("UPDATE_TIME: add moved the time", "Mode bits.", false),
     ("tls13 stateful resumed: number", "Single use.", false),
+    ("tls13 ticket replayed", "Single use.", false),
+    ("tls13 stateful resumed: hits", "Single use.", false),
+    ("tls13 stateful resumed: misses", "Single use.", false),
     ("ticket contexts: number", "Single use.", false),
     ("OFF: misses", "A mode without `SERVER`.", false),
 ];

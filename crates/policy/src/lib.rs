@@ -63,7 +63,8 @@
 //!   replay matter). A TLS stack that resumes tickets through
 //!   [`SessionCache::lookup_once`] consumes them, so each resumes at most
 //!   once: the cache then holds one session fewer per resumption than
-//!   OpenSSL's. It consumes only a session that resumes (right context, and with
+//!   OpenSSL's, and a replayed ticket (a copy of one that resumed) is a
+//!   counted miss where OpenSSL resumes it. It consumes only a session that resumes (right context, and with
 //!   [`SessionCache::lookup_once_version`] right version; not expired,
 //!   resumable), decided under the shard lock with the removal. With an
 //!   external store that [shares sessions](ExternalStore::shares_sessions)

@@ -7,10 +7,11 @@ use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
+use foreign_types::ForeignTypeRef;
 use openssl::pkey::PKey;
 use openssl::ssl::{
-    Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslSessionCacheMode, SslVerifyMode,
-    SslVersion,
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslRef, SslSession, SslSessionCacheMode,
+    SslStream, SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
 use tlscache_policy::{SessionCache, Side};
@@ -87,4 +88,97 @@ pub fn connect_reporting(
     let _ = c.shutdown();
     assert_eq!(server_side.join().unwrap(), reused, "both ends agree");
     (reused, session)
+}
+
+extern "C" {
+    // Public libssl API that openssl-sys does not declare.
+    fn SSL_get_early_data_status(s: *const openssl_sys::SSL) -> std::ffi::c_int;
+}
+
+/// `SSL_EARLY_DATA_ACCEPTED` (ssl.h).
+const EARLY_DATA_ACCEPTED: std::ffi::c_int = 2;
+
+/// Whether `ssl`'s early data was accepted.
+fn early_accepted(ssl: &SslRef) -> bool {
+    // SAFETY: a live connection.
+    unsafe { SSL_get_early_data_status(ssl.as_ptr()) == EARLY_DATA_ACCEPTED }
+}
+
+/// What a connection with early data saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Early {
+    /// Whether the handshake resumed.
+    pub resumed: bool,
+    /// Whether the server accepted the early data.
+    pub accepted: bool,
+    /// The early data the server read, as bytes.
+    pub read: usize,
+}
+
+/// [`connect_reporting`] with TLS 1.3 early data: the client offers
+/// `offer` and writes `early` before its handshake completes, and the
+/// server reads early data (`SSL_read_early_data`) before it finishes the
+/// handshake. Both ends agree on whether it was accepted.
+pub fn connect_early(
+    server: &SslContext,
+    client: &SslContext,
+    offer: &SslSession,
+    early: &[u8],
+    report: Option<&Arc<SessionCache>>,
+) -> (Early, SslSession) {
+    let (s_sock, c_sock) = UnixStream::pair().unwrap();
+    let server = server.clone();
+    let report = report.cloned();
+    let server_side = std::thread::spawn(move || {
+        if let Some(cache) = &report {
+            cache.handshake_started(Side::Server);
+        }
+        let mut ssl = Ssl::new(&server).unwrap();
+        ssl.set_accept_state();
+        let mut s = SslStream::new(ssl, s_sock).unwrap();
+        let mut read = 0;
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read_early_data(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) => panic!("server reading early data: {e}"),
+            }
+        }
+        s.do_handshake().unwrap();
+        if let Some(cache) = &report {
+            tlscache_openssl::handshake_finished(cache, s.ssl());
+        }
+        let seen = Early {
+            resumed: s.ssl().session_reused(),
+            accepted: early_accepted(s.ssl()),
+            read,
+        };
+        s.shutdown().unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        seen
+    });
+    let mut ssl = Ssl::new(client).unwrap();
+    // SAFETY: the session came from a connection of this same client
+    // context, as `SSL_set_session` requires.
+    unsafe { ssl.set_session(offer).unwrap() };
+    ssl.set_connect_state();
+    let mut c = SslStream::new(ssl, c_sock).unwrap();
+    let written = c.write_early_data(early).unwrap();
+    assert_eq!(written, early.len());
+    c.do_handshake().unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    let accepted = early_accepted(c.ssl());
+    let resumed = c.ssl().session_reused();
+    let session = c.ssl().session().unwrap().to_owned();
+    let _ = c.shutdown();
+    let seen = server_side.join().unwrap();
+    assert_eq!(
+        (seen.resumed, seen.accepted),
+        (resumed, accepted),
+        "both ends agree"
+    );
+    (seen, session)
 }
