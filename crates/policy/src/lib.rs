@@ -142,6 +142,8 @@ mod clock;
 mod codec;
 mod config;
 mod external;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod mode;
 mod session;
 mod stats;
@@ -153,6 +155,8 @@ pub use clock::SystemClock;
 pub use codec::DecodeError;
 pub use config::{DEFAULT_CACHE_SIZE, DEFAULT_EXTERNAL_BUDGET, DEFAULT_TIMEOUT};
 pub use external::{ExternalStore, Fetched, Removal, StoreError};
+#[cfg(feature = "metrics")]
+pub use metrics::SessionMetrics;
 pub use mode::CacheMode;
 pub use session::{
     ExData, PeerKey, ProtocolVersion, Session, SessionBuilder, SessionError, SessionId, SidCtx,

@@ -27,6 +27,7 @@
 //!     cache: CacheKind::Tlscache,
 //!     cache_size: 20_480,
 //!     redis: None,
+//!     metrics: None,
 //! })
 //! .await?;
 //! println!("listening on {}", proxy.local_addr());
@@ -39,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod load;
+mod metrics;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -135,6 +137,10 @@ pub struct Settings {
     /// the handshaking worker thread and wait at most the store's command
     /// timeout.
     pub redis: Option<String>,
+    /// Where to serve the cache's counters for Prometheus (`GET /metrics`,
+    /// port 0: any free port). This installs the process's `metrics`
+    /// recorder, so one proxy per process may have it.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Why a proxy could not start.
@@ -158,6 +164,9 @@ pub enum Error {
     /// The listening socket could not be opened.
     #[error("listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    /// The metrics recorder could not be installed (another is).
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// Connection counts, updated as connections finish their handshakes.
@@ -229,6 +238,7 @@ pub struct Proxy {
     counts: Arc<Counts>,
     stop: watch::Sender<Option<Duration>>,
     accept: tokio::task::JoinHandle<()>,
+    metrics: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 impl Proxy {
@@ -274,6 +284,10 @@ impl Proxy {
         let counts = Arc::new(Counts::default());
         let (stop, stopped) = watch::channel(None);
         let reporting = (settings.cache == CacheKind::Tlscache).then(|| cache.clone());
+        let metrics = match settings.metrics {
+            None => None,
+            Some(at) => Some(metrics::serve(at, cache.clone(), redis.clone()).await?),
+        };
         let accept = tokio::spawn(accept_loop(
             listener,
             TlsAcceptor::from(Arc::new(config)),
@@ -290,7 +304,13 @@ impl Proxy {
             counts,
             stop,
             accept,
+            metrics,
         })
+    }
+
+    /// Where the metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The address the proxy listens on.
@@ -324,6 +344,9 @@ impl Proxy {
     pub async fn shutdown(self, grace: Duration) -> Snapshot {
         let _ = self.stop.send(Some(grace));
         let _ = self.accept.await;
+        if let Some((_, task)) = self.metrics {
+            task.abort();
+        }
         self.counts.snapshot()
     }
 }

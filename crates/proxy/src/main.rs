@@ -43,6 +43,10 @@ struct Args {
     /// other proxies.
     #[arg(long)]
     redis: Option<String>,
+    /// Serve the cache's counters for Prometheus on this address
+    /// (GET /metrics).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
     /// Worker threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -90,9 +94,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         cache: args.cache,
         cache_size: args.cache_size,
         redis: args.redis,
+        metrics: args.metrics,
     })
     .await?;
     println!("listening on {}", proxy.local_addr());
+    if let Some(addr) = proxy.metrics_addr() {
+        println!("metrics on http://{addr}/metrics");
+    }
     stopped().await?;
     println!("stopping: open connections have {} s", args.grace);
     let kind = args.cache;

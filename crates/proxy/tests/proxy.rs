@@ -27,6 +27,7 @@ async fn proxy_on(upstream: SocketAddr, cache: CacheKind, redis: Option<String>)
         cache,
         cache_size: 20_480,
         redis,
+        metrics: None,
     })
     .await
     .unwrap()
@@ -208,6 +209,7 @@ async fn redis_with_rustls_cache_is_refused() {
         cache: CacheKind::Rustls,
         cache_size: 0,
         redis: Some("redis://127.0.0.1:1".into()),
+        metrics: None,
     })
     .await
     .err()

@@ -76,6 +76,8 @@
 #![warn(missing_docs)]
 
 mod builder;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod pool;
 mod stats;
 mod store;
@@ -84,5 +86,7 @@ pub use builder::{
     ConfigError, RedisStoreBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_IDLE_CONNECTIONS, DEFAULT_PREFIX, DEFAULT_RETRY_AFTER,
 };
+#[cfg(feature = "metrics")]
+pub use metrics::RedisMetrics;
 pub use stats::RedisStats;
 pub use store::RedisStore;

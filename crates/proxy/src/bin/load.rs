@@ -88,6 +88,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             cache,
             cache_size: 20_480,
             redis: None,
+            metrics: None,
         })
         .await?;
         let config = client_config(proxy.certificate(), versions, client_cache(2 * clients)?)?;
