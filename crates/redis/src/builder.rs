@@ -1,15 +1,16 @@
 //! Settings for a store, checked when it is built.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClient;
 use redis::RedisError;
 
-use crate::pool::{Pool, Target};
+use crate::pool::{ClusterPool, Pool, Target};
 use crate::stats::Stats;
 use crate::store::RedisStore;
+use crate::topology::{Maker, Topology};
 
 /// The key prefix unless one is set.
 pub const DEFAULT_PREFIX: &[u8] = b"tlscache:";
@@ -37,6 +38,10 @@ pub enum ConfigError {
     /// The prefix holds a hash tag, which would put every key in one slot.
     #[error("the key prefix {0:?} holds a Redis Cluster hash tag ('{{' ... '}}')")]
     HashTagInPrefix(String),
+    /// The cluster store's thread (which makes connections off the
+    /// handshake path) could not be started.
+    #[error("cannot start the cluster store's thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Settings for a [`RedisStore`]; see [`RedisStore::builder`].
@@ -124,6 +129,29 @@ impl RedisStoreBuilder {
             let node = self.nodes.into_iter().next().ok_or(ConfigError::NoNodes)?;
             Target::Node(redis::Client::open(node).map_err(ConfigError::Address)?)
         };
+        let idle = Arc::new(Mutex::new(Vec::new()));
+        let connects = Arc::new(AtomicU64::new(0));
+        let cluster = match &target {
+            Target::Cluster(client) => {
+                let topology = Arc::new(Topology::new());
+                let (jobs, queue) = std::sync::mpsc::channel();
+                Maker {
+                    client: client.clone(),
+                    idle: idle.clone(),
+                    max_idle: self.idle_connections,
+                    connects: connects.clone(),
+                    topology: topology.clone(),
+                    retry_after: self.retry_after,
+                }
+                .spawn(queue)
+                .map_err(ConfigError::Thread)?;
+                Some(ClusterPool {
+                    topology,
+                    jobs: Mutex::new(jobs),
+                })
+            }
+            Target::Node(_) => None,
+        };
         Ok(RedisStore {
             pool: Pool {
                 target,
@@ -131,11 +159,12 @@ impl RedisStoreBuilder {
                 command_timeout: self.command_timeout,
                 retry_after: self.retry_after,
                 max_idle: self.idle_connections,
-                idle: Mutex::new(Vec::new()),
+                idle,
                 origin: Instant::now(),
                 down_until: AtomicU64::new(0),
+                cluster,
                 errors: AtomicU64::new(0),
-                connects: AtomicU64::new(0),
+                connects,
             },
             prefix: self.prefix,
             stats: Stats::default(),

@@ -50,10 +50,35 @@
 //! # Redis Cluster
 //!
 //! [`RedisStore::cluster`] takes the addresses of some of the cluster's
-//! nodes and routes every key to its slot's node, following `MOVED`
-//! redirects. Each command names one key, so keys spread over all slots.
-//! Do not put a hash tag (`{...}`) in the prefix: that would send every
-//! session to one slot, and so to one node.
+//! nodes and routes every key to its slot's master. Each command names one
+//! key, so keys spread over all slots. Do not put a hash tag (`{...}`) in
+//! the prefix: that would send every session to one slot, and so to one
+//! master.
+//!
+//! - **Slots that move** (a reshard, a failover): a `MOVED` answer is
+//!   followed once on a new connection, which reads the new slot map; an
+//!   `ASK` answer (a slot half migrated) once with `ASKING` on the node
+//!   named. Sessions keep resuming while slots move.
+//! - **A master that goes down** (killed, or hung: it accepts connections
+//!   and never answers): the first command for one of its slots fails
+//!   within the connect or command timeout, and marks the master down
+//!   through the slot map the store keeps. Every later call for its slots
+//!   fails at once, counted in `errors`, as a miss (a dropped store, for a
+//!   new session), until the store's own thread finds it answering a
+//!   `PING` (every `retry_after`) or a new slot map moves its slots
+//!   elsewhere. While a master is down, calls take only connections that
+//!   thread has made ready (making one means connecting to every master,
+//!   a timeout or two for a hung one), so a handshake waits at most one
+//!   timeout. A store that makes its very first connection while a master
+//!   hangs waits for that connection. The other masters' slots keep
+//!   sharing. Its sessions are lost to the fleet until
+//!   a replica takes over (each proxy's local cache still resumes its
+//!   own), and its TLS 1.3 tickets cannot be taken, so they do not resume
+//!   anywhere. With Redis's default `cluster-require-full-coverage yes`,
+//!   once the cluster marks the master failed (`cluster-node-timeout`)
+//!   every node refuses every command (`CLUSTERDOWN`): every lookup is a
+//!   counted miss until the slots are served again. Run the cluster with
+//!   `cluster-require-full-coverage no` to keep the other slots sharing.
 //!
 //! # Wiring two tiers
 //!
@@ -81,6 +106,7 @@ mod metrics;
 mod pool;
 mod stats;
 mod store;
+mod topology;
 
 pub use builder::{
     ConfigError, RedisStoreBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,

@@ -61,8 +61,9 @@ impl RedisStore {
     /// Asks Redis for `PING`: whether it answers now. For health checks;
     /// the store never needs it.
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.pool
-            .call(|conn| conn.run::<String>(&redis::cmd("PING")).map(drop))
+        self.pool.call(None, |conn| {
+            conn.run::<String>(&redis::cmd("PING")).map(drop)
+        })
     }
 
     /// The counts so far.
@@ -88,9 +89,13 @@ impl RedisStore {
         sid_ctx: &SidCtx,
     ) -> Result<Option<Fetched>, StoreError> {
         bump(&self.stats.lookups);
+        let key = self.key(sid_ctx, id);
         let mut cmd = redis::cmd(command);
-        cmd.arg(self.key(sid_ctx, id));
-        let Some(bytes) = self.pool.call(|conn| conn.run::<Option<Vec<u8>>>(&cmd))? else {
+        cmd.arg(&key);
+        let Some(bytes) = self
+            .pool
+            .call(Some(&key), |conn| conn.run::<Option<Vec<u8>>>(&cmd))?
+        else {
             return Ok(None);
         };
         let session = Session::decode(&bytes).map_err(|e| {
@@ -121,9 +126,9 @@ impl ExternalStore for RedisStore {
         if !session.is_resumable() {
             return Ok(());
         }
+        let key = self.key(session.sid_ctx(), session.id());
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(session.sid_ctx(), session.id()))
-            .arg(&session.encode()[..]);
+        cmd.arg(&key).arg(&session.encode()[..]);
         match remaining_ms(session) {
             Some(0) => return Ok(()),
             Some(ms) => {
@@ -131,7 +136,7 @@ impl ExternalStore for RedisStore {
             }
             None => {}
         }
-        match self.pool.call(|conn| conn.run::<()>(&cmd)) {
+        match self.pool.call(Some(&key), |conn| conn.run::<()>(&cmd)) {
             Ok(()) => {
                 bump(&self.stats.stores);
                 Ok(())
@@ -161,9 +166,10 @@ impl ExternalStore for RedisStore {
         if why != Removal::Removed {
             return Ok(());
         }
+        let key = self.key(session.sid_ctx(), session.id());
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key(session.sid_ctx(), session.id()));
-        self.pool.call(|conn| conn.run::<u64>(&cmd))?;
+        cmd.arg(&key);
+        self.pool.call(Some(&key), |conn| conn.run::<u64>(&cmd))?;
         bump(&self.stats.removes);
         Ok(())
     }

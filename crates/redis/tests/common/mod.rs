@@ -43,6 +43,21 @@ impl RedisServer {
         server
     }
 
+    /// This node's id in its cluster.
+    pub fn node_id(&self) -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut self.connection())
+            .expect("CLUSTER MYID")
+    }
+
+    /// Keys this node holds.
+    pub fn keys(&self) -> u64 {
+        redis::cmd("DBSIZE")
+            .query(&mut self.connection())
+            .expect("DBSIZE")
+    }
+
     fn start_as(cluster: bool) -> Self {
         for _ in 0..5 {
             let port = free_port();
@@ -75,7 +90,12 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if self.cluster {
-            cmd.args(["--cluster-enabled", "yes"]);
+            // A master marked failed after 1 s, and the other masters'
+            // slots still served while one is down (Redis's default stops
+            // the whole cluster; see the crate docs).
+            cmd.args(["--cluster-enabled", "yes"])
+                .args(["--cluster-node-timeout", "1000"])
+                .args(["--cluster-require-full-coverage", "no"]);
         }
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!("cannot run redis-server ({e}); tools/test installs it (apt-get install redis-server)")
@@ -137,6 +157,37 @@ impl RedisServer {
             .expect("kill runs");
         assert!(status.success());
     }
+}
+
+/// A Redis Cluster of `masters` masters and no replicas on loopback
+/// ports, made by `redis-cli --cluster create`; every slot is served when
+/// this returns.
+pub fn start_masters(masters: usize) -> Vec<RedisServer> {
+    let nodes: Vec<RedisServer> = (0..masters).map(|_| RedisServer::start_as(true)).collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli runs (tools/test installs redis-server, which brings it)");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for node in &nodes {
+        let mut conn = node.connection();
+        wait_for("every node to see the cluster ok", || {
+            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut conn).ok()?;
+            info.contains("cluster_state:ok").then_some(())
+        });
+    }
+    nodes
 }
 
 impl Drop for RedisServer {
