@@ -417,9 +417,14 @@ where
     /// `SSL_CTX_flush_sessions(ctx, tm)`).
     pub fn flush_expired_at(&self, now: Duration) {
         let now = duration_to_nanos(now);
+        let guard = &epoch::pin();
         for shard in self.shards.iter() {
-            shard.flush_expired(&self.config, now);
+            shard.flush_expired(&self.config, now, guard);
         }
+        // Hands what the sweeps retired to the collector and frees what no
+        // reader can hold any more: once, not once per shard (each
+        // collection seals this thread's bag of deferred calls).
+        guard.flush();
     }
 
     /// Removes every entry (cause [`RemovalCause::Cleared`]). A large cache

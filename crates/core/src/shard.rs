@@ -418,13 +418,12 @@ where
         out
     }
 
-    /// Sweeps entries due at `now` and applies buffered accesses, and
-    /// collects garbage.
-    pub(crate) fn flush_expired(&self, config: &Config<K, V>, now: u64) {
-        let guard = &epoch::pin();
+    /// Sweeps entries due at `now` and applies buffered accesses, under
+    /// `guard` (one for the whole cache's flush, whose caller collects
+    /// garbage once at the end).
+    pub(crate) fn flush_expired(&self, config: &Config<K, V>, now: u64, guard: &Guard) {
         let mut w = self.begin(config, guard);
         w.maintain(Some(now));
-        w.flush = true;
         w.finish(config);
     }
 
