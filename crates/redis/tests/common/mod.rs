@@ -60,7 +60,10 @@ impl RedisServer {
 
     fn start_as(cluster: bool) -> Self {
         for _ in 0..5 {
-            let port = free_port();
+            // A cluster node also listens on its port + 10000 (the bus).
+            let port = std::iter::repeat_with(free_port)
+                .find(|&p| !cluster || p <= 55_000)
+                .expect("an endless supply of ports");
             let dir = std::env::temp_dir()
                 .join(format!("tlscache-redis-test-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("a scratch folder");
