@@ -406,12 +406,13 @@ fn get_racing_in_place_replace_never_sees_an_expired_value() {
 }
 
 /// A slot that one thread's removal retired is reclaimed by whichever
-/// thread's collection runs the write's batch, and reused by another
-/// thread's insert: the batch (its slots and link) passes from the
-/// reclaiming thread to the inserting writer through the arena's stack of
-/// reclaimed batches, whose Release push and Acquire take loom checks
-/// through the batch's cell. Every value is dropped exactly once, and the
-/// survivors are intact.
+/// thread's collection runs its deferred call, and reused by another
+/// thread's insert: the slot passes from the reclaiming thread to the
+/// inserting writer through the arena's stack of reclaimed slots, linked
+/// through the dead nodes' atomic link fields, whose Release pushes and
+/// Acquire take loom checks (a link read without them could be a stale
+/// value). Every value is dropped exactly once, and the survivors are
+/// intact.
 #[test]
 fn reclaimed_slots_pass_between_threads() {
     loom::model(|| {

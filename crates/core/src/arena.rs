@@ -8,21 +8,19 @@
 //! cache line, so a node of 64 bytes (a 32-byte key) sits on one line.
 //!
 //! A slot is reused only after the epoch collector has seen every reader
-//! that could hold its node unpin. The nodes a write retires, and the
-//! values it replaces in place, gather in a [`Batch`] under the shard
-//! lock, and the write hands the batch to the collector as one deferred
-//! call once it has released the lock. The call drops the nodes' keys and
-//! values and the replaced values, and pushes the batch, slots and all,
-//! onto a lock-free stack of reclaimed batches. Writers take that whole
-//! stack at once (a swap, so the stack has no ABA problem) under the shard
-//! lock, take free slots from the batches' lists without reading a node,
-//! and use the emptied batches again. The deferred call holds the arena's
-//! memory alive by reference count, so it may run after the shard is gone.
-//!
-//! So a write pays one deferred call and one count on the arena whatever
-//! it retired, and no walk over reclaimed nodes under the lock (a stack
-//! linked through the nodes themselves had put tens of microseconds into
-//! some writes).
+//! that could hold its node unpin. A write gathers the slots it retires,
+//! and the values it replaces in place, under the shard lock, and once it
+//! has released the lock hands each to the collector as a deferred call
+//! of two words (crossbeam-epoch keeps it inline: no allocation). A
+//! slot's call drops the node's key and value and pushes the slot onto a
+//! lock-free stack of reclaimed slots, linked through the dead nodes
+//! themselves. A writer takes the whole stack at once (a swap, so the
+//! stack has no ABA problem) and then pops one slot per insert, reading
+//! the next link from the node it is about to overwrite anyway: no walk
+//! over cold nodes under the lock (a whole-stack walk had put tens of
+//! microseconds into some writes), and no batch to allocate, fill, stack
+//! and recycle. Each call holds the arena's memory alive by reference
+//! count, so it may run after the shard is gone.
 
 use std::alloc::{self, Layout};
 use std::ptr;
@@ -30,7 +28,9 @@ use std::ptr;
 use crate::entry::Node;
 use crate::lru::ListStamps;
 use crate::sync::epoch::Guard;
-use crate::sync::{Arc, AtomicPtr, Ordering, UnsafeCell};
+use smallvec::SmallVec;
+
+use crate::sync::{Arc, AtomicPtr, AtomicU64, Ordering};
 
 /// Slots of the first segment at most, as a shift (a bounded shard's first
 /// segment holds its capacity when that is smaller).
@@ -44,63 +44,6 @@ const MIN_FIRST_SHIFT: u32 = 4;
 const SEGMENTS: usize = 33 - MIN_FIRST_SHIFT as usize;
 /// Segments are aligned to this, so 64-byte nodes never straddle lines.
 const LINE: usize = 64;
-/// Emptied batches a shard keeps for reuse: more than the writes whose
-/// batches the collector holds at once in a steady flow, so that a write
-/// seldom allocates one.
-const SPARE_BATCHES: usize = 256;
-
-/// One write's retired nodes' slots and replaced values, freed together
-/// once no pinned reader can hold them. Filled under the shard lock; once
-/// handed over, owned by its deferred reclamation, then by the reclaimed
-/// stack, then by the writer that takes the stack.
-pub(crate) struct Batch<V> {
-    /// Reached only by the batch's owner of the moment. A cell that loom
-    /// checks: a batch passes between threads through the collector and
-    /// the reclaimed stack, and loom fails a model in which an owner's
-    /// accesses are not ordered after the previous owner's.
-    contents: UnsafeCell<Contents<V>>,
-}
-
-struct Contents<V> {
-    /// The next batch on the reclaimed stack.
-    next: *mut Batch<V>,
-    /// Slots of retired nodes, whose contents are dropped when the batch
-    /// is reclaimed; free slots once it is.
-    slots: Vec<u32>,
-    /// Values replaced in place, dropped when the batch is reclaimed.
-    values: Vec<Arc<V>>,
-}
-
-impl<V> Batch<V> {
-    fn new() -> Box<Self> {
-        Box::new(Self {
-            contents: UnsafeCell::new(Contents {
-                next: ptr::null_mut(),
-                slots: Vec::new(),
-                values: Vec::new(),
-            }),
-        })
-    }
-
-    /// Calls `f` on the contents. The caller owns the batch (see the type).
-    #[inline]
-    fn with<R>(&self, f: impl FnOnce(&mut Contents<V>) -> R) -> R {
-        // SAFETY: one owner at a time reaches the contents (see the type),
-        // and `f` cannot reach this batch again.
-        self.contents.with_mut(|c| f(unsafe { &mut *c }))
-    }
-
-    /// Retirements gathered.
-    pub(crate) fn len(&self) -> usize {
-        self.with(|c| c.slots.len() + c.values.len())
-    }
-}
-
-// SAFETY: a batch is owned by one thread at a time (the lock's holder,
-// the deferred reclamation, or the writer that takes it off the stack);
-// `next` is a link only its owner follows, and the values are `Send`.
-unsafe impl<V: Send + Sync> Send for Batch<V> {}
-
 /// A shard's node memory, shared by its writers, its readers (who find a
 /// slot's node through the segment directory) and the deferred
 /// reclamations of retired nodes.
@@ -114,9 +57,9 @@ pub(crate) struct Nodes<K, V> {
     /// base only after an index entry's `Acquire`, which orders it.
     segments: [AtomicPtr<Node<K, V>>; SEGMENTS],
     shift: u32,
-    /// Head of the stack of reclaimed batches (null when empty), linked
-    /// through `Batch::next`.
-    reclaimed: AtomicPtr<Batch<V>>,
+    /// Head of the stack of reclaimed slots, as slot + 1 (0 when empty).
+    /// Each reclaimed node's `placed` holds the next one's, the same way.
+    reclaimed: AtomicU64,
 }
 
 // SAFETY: the raw pointers are owned segments, freed once in `Drop`; the
@@ -177,27 +120,56 @@ impl<K, V> Nodes<K, V> {
         unsafe { &*self.at(slot) }
     }
 
-    /// Drops the contents of the retired nodes in `batch` and the values
-    /// it holds, and stacks it for its slots' reuse.
+    /// Drops the key and value of the retired node in `slot`.
     ///
     /// # Safety
     ///
-    /// `batch` was sealed from this arena, and no thread can reach its
-    /// nodes or values any more; passed here once.
-    unsafe fn reclaim(&self, batch: Box<Batch<V>>) {
-        // SAFETY: per the contract, this call owns the nodes' contents.
-        unsafe { self.drop_contents(&batch) };
-        batch.with(|c| c.values.clear());
-        let batch = Box::into_raw(batch);
+    /// `slot` holds a retired node that no thread can reach any more,
+    /// whose contents have not been dropped.
+    unsafe fn drop_contents(&self, slot: u32) {
+        // SAFETY: a retired slot's segment is allocated and stays so while
+        // `self` lives; per the contract its node is ours.
+        unsafe {
+            let node = self.at(slot);
+            ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
+            (*node).release_value();
+        }
+    }
+
+    /// The link field of the (dead) node in `slot`: its `placed`, which
+    /// holds the next reclaimed slot + 1 while the slot waits for reuse.
+    ///
+    /// # Safety
+    ///
+    /// `slot`'s segment is allocated (a slot once handed out).
+    unsafe fn link<'a>(&self, slot: u32) -> &'a AtomicU64 {
+        // SAFETY: the segment is allocated and lives as long as `self`;
+        // an atomic field may be reached through a shared reference
+        // whatever the rest of the node holds.
+        unsafe { &*ptr::addr_of!((*self.at(slot)).placed) }
+    }
+
+    /// Drops the contents of the retired node in `slot` and stacks the
+    /// slot for reuse.
+    ///
+    /// # Safety
+    ///
+    /// `slot` was retired from this arena, and no thread can reach its
+    /// node any more; passed here once.
+    unsafe fn reclaim(&self, slot: u32) {
+        // SAFETY: per the contract, this call owns the node's contents.
+        unsafe { self.drop_contents(slot) };
+        // SAFETY: a retired slot was handed out, so its segment exists.
+        let link = unsafe { self.link(slot) };
         let mut head = self.reclaimed.load(Ordering::Relaxed);
         loop {
-            // SAFETY: `batch` is ours until the exchange below publishes it.
-            unsafe { &*batch }.with(|c| c.next = head);
+            link.store(head, Ordering::Relaxed);
             // Release: the writer that takes the stack (Acquire) sees the
-            // batch's slots and the dropped contents before it reuses them.
+            // dropped contents and every link below before it reuses the
+            // slots (each push's exchange continues the release sequence).
             match self.reclaimed.compare_exchange_weak(
                 head,
-                batch,
+                u64::from(slot) + 1,
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
@@ -206,46 +178,17 @@ impl<K, V> Nodes<K, V> {
             }
         }
     }
-
-    /// Drops the key and value of every node in `batch`.
-    ///
-    /// # Safety
-    ///
-    /// Each slot in `batch` holds a retired node that no thread can reach
-    /// any more, whose contents have not been dropped.
-    unsafe fn drop_contents(&self, batch: &Batch<V>) {
-        batch.with(|c| {
-            for &slot in &c.slots {
-                // SAFETY: a retired slot's segment is allocated and stays
-                // so while `self` lives; per the contract its node is ours.
-                unsafe {
-                    let node = self.at(slot);
-                    ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
-                    (*node).release_value();
-                }
-            }
-        });
-    }
 }
 
 impl<K, V> Drop for Nodes<K, V> {
     fn drop(&mut self) {
-        // Acquire: pairs with the reclamations' Release pushes (the last
-        // count on the arena already orders them; loom checks this one).
-        let mut at = self.reclaimed.swap(ptr::null_mut(), Ordering::Acquire);
-        while !at.is_null() {
-            // SAFETY: stacked batches are owned by the stack, and nothing
-            // else is left to take them; their contents were dropped.
-            let batch = unsafe { Box::from_raw(at) };
-            at = batch.with(|c| c.next);
-        }
         for k in 0..SEGMENTS {
             let base = self.segments[k].load(Ordering::Relaxed);
             if !base.is_null() {
                 // SAFETY: allocated in `Arena::grow` with this layout; every
                 // node in it was dropped (live ones by the shard, retired
                 // ones by their reclamation, which held `self` alive until
-                // done).
+                // done; a reclaimed node's link field needs no drop).
                 unsafe { alloc::dealloc(base.cast(), self.layout(k)) };
             }
         }
@@ -262,14 +205,14 @@ pub(crate) struct Arena<K, V> {
     room: u64,
     /// Slots handed out so far (free or not).
     len: u32,
-    /// Slots free for reuse now.
-    free: Vec<u32>,
-    /// The batch the write under way retires to.
-    retiring: Box<Batch<V>>,
-    /// Emptied batches, for reuse. Boxed: a batch's address is what the
-    /// collector and the reclaimed stack hold, and reuse keeps it.
-    #[allow(clippy::vec_box)]
-    spare: Vec<Box<Batch<V>>>,
+    /// The reclaimed slots this writer took off the stack and has not
+    /// reused yet, as slot + 1 of the first (0: none), linked as on the
+    /// stack.
+    taken: u64,
+    /// Slots the write under way retires.
+    retiring: SmallVec<[u32; 4]>,
+    /// Values the write under way replaced in place.
+    replaced: SmallVec<[Arc<V>; 2]>,
 }
 
 impl<K, V> Arena<K, V> {
@@ -289,14 +232,14 @@ impl<K, V> Arena<K, V> {
             nodes: Arc::new(Nodes {
                 segments: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
                 shift,
-                reclaimed: AtomicPtr::new(ptr::null_mut()),
+                reclaimed: AtomicU64::new(0),
             }),
             segments: 0,
             room: 0,
             len: 0,
-            free: Vec::new(),
-            retiring: Batch::new(),
-            spare: Vec::new(),
+            taken: 0,
+            retiring: SmallVec::new(),
+            replaced: SmallVec::new(),
         }
     }
 
@@ -337,21 +280,28 @@ impl<K, V> Arena<K, V> {
     /// The slot the next [`alloc`](Self::alloc) will hand out, if it is
     /// one in an allocated segment.
     pub(crate) fn next_free(&mut self) -> Option<u32> {
-        if self.free.is_empty() {
+        if self.taken == 0 {
             self.take_reclaimed();
         }
-        match self.free.last() {
-            Some(&slot) => Some(slot),
+        match self.taken.checked_sub(1) {
+            // At most `u32::MAX`: a slot + 1.
+            Some(slot) => Some(slot as u32),
             None => (u64::from(self.len) < self.room).then_some(self.len),
         }
     }
 
     /// A free slot, and whether it is new (never used before).
     pub(crate) fn alloc(&mut self) -> (u32, bool) {
-        if self.free.is_empty() {
+        if self.taken == 0 {
             self.take_reclaimed();
         }
-        if let Some(slot) = self.free.pop() {
+        if let Some(slot) = self.taken.checked_sub(1) {
+            // At most `u32::MAX`: a slot + 1.
+            let slot = slot as u32;
+            // SAFETY: a reclaimed slot was handed out, so its segment
+            // exists; its node is dead, and its link was written before the
+            // push that `take_reclaimed`'s Acquire swap saw.
+            self.taken = unsafe { self.nodes.link(slot) }.load(Ordering::Relaxed);
             return (slot, false);
         }
         let slot = self.len;
@@ -362,26 +312,10 @@ impl<K, V> Arena<K, V> {
         (slot, true)
     }
 
-    /// Moves every reclaimed slot to the free list and keeps the emptied
-    /// batches for reuse.
+    /// Takes the whole stack of reclaimed slots, to pop one per insert.
     fn take_reclaimed(&mut self) {
-        // Acquire: pairs with each reclamation's Release push.
-        let mut at = self
-            .nodes
-            .reclaimed
-            .swap(ptr::null_mut(), Ordering::Acquire);
-        while !at.is_null() {
-            // SAFETY: the swap made the stacked batches this writer's;
-            // each came from `Box::into_raw` in `reclaim`.
-            let batch = unsafe { Box::from_raw(at) };
-            at = batch.with(|c| {
-                self.free.append(&mut c.slots);
-                std::mem::replace(&mut c.next, ptr::null_mut())
-            });
-            if self.spare.len() < SPARE_BATCHES {
-                self.spare.push(batch);
-            }
-        }
+        // Acquire: pairs with the reclamations' Release pushes.
+        self.taken = self.nodes.reclaimed.swap(0, Ordering::Acquire);
     }
 
     fn grow(&mut self) {
@@ -414,38 +348,35 @@ impl<K, V> Arena<K, V> {
     }
 
     /// Retires the node in `slot`, already unreachable for new readers:
-    /// its contents are dropped and its slot freed once the write's batch
-    /// is handed over and no reader pinned by then can hold it.
+    /// its contents are dropped and its slot freed once the write hands it
+    /// over and no reader pinned by then can hold it.
     pub(crate) fn retire(&mut self, slot: u32) {
-        self.retiring.with(|c| c.slots.push(slot));
+        self.retiring.push(slot);
     }
 
     /// Retires `value`, just replaced in place in a node: it is dropped
-    /// with the write's batch, once no reader that may be about to take a
-    /// count on it is pinned.
+    /// once the write hands it over and no reader that may be about to
+    /// take a count on it is pinned.
     pub(crate) fn retire_value(&mut self, value: Arc<V>) {
-        self.retiring.with(|c| c.values.push(value));
+        self.replaced.push(value);
     }
 
     /// Retirements the write under way has gathered.
     pub(crate) fn retiring(&self) -> usize {
-        self.retiring.len()
+        self.retiring.len() + self.replaced.len()
     }
 
-    /// Takes the write's batch out, to be handed to the collector (see
-    /// [`Retired::defer`]) once the lock is released, and starts an empty
-    /// one; `None` if the write retired nothing.
+    /// Takes the write's retirements out, to be handed to the collector
+    /// (see [`Retired::defer`]) once the lock is released; `None` if the
+    /// write retired nothing.
     pub(crate) fn hand_over(&mut self) -> Option<Retired<K, V>> {
-        if self.retiring.len() == 0 {
+        if self.retiring() == 0 {
             return None;
         }
-        if self.spare.is_empty() {
-            self.take_reclaimed();
-        }
-        let fresh = self.spare.pop().unwrap_or_else(Batch::new);
         Some(Retired {
             nodes: Arc::clone(&self.nodes),
-            batch: std::mem::replace(&mut self.retiring, fresh),
+            slots: std::mem::take(&mut self.retiring),
+            values: std::mem::take(&mut self.replaced),
         })
     }
 
@@ -480,18 +411,21 @@ impl<K, V> ListStamps for Arena<K, V> {
 
 impl<K, V> Drop for Arena<K, V> {
     fn drop(&mut self) {
-        // SAFETY: a batch not handed over holds retired nodes whose
-        // contents only it drops; the arena goes with its shard, so no
-        // reader is left to hold them.
-        unsafe { self.nodes.drop_contents(&self.retiring) };
+        for &slot in &self.retiring {
+            // SAFETY: a slot retired and not handed over holds a node
+            // whose contents only this drops; the arena goes with its
+            // shard, so no reader is left to hold them.
+            unsafe { self.nodes.drop_contents(slot) };
+        }
     }
 }
 
-/// One write's batch on its way to the collector, taken out under the
-/// shard lock.
+/// One write's retirements on their way to the collector, taken out
+/// under the shard lock.
 pub(crate) struct Retired<K, V> {
     nodes: Arc<Nodes<K, V>>,
-    batch: Box<Batch<V>>,
+    slots: SmallVec<[u32; 4]>,
+    values: SmallVec<[Arc<V>; 2]>,
 }
 
 impl<K, V> Retired<K, V>
@@ -499,19 +433,30 @@ where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    /// Hands the batch to the collector under `guard`, pinned for the
-    /// write that retired it.
+    /// Hands each retirement to the collector under `guard`, pinned for
+    /// the write that retired them: a call per slot and one per value, of
+    /// two words or one (crossbeam-epoch keeps them inline).
     pub(crate) fn defer(self, guard: &Guard) {
-        let Retired { nodes, batch } = self;
-        // SAFETY (of the reclamation): the batch's nodes are out of the
-        // index and the shard's lists and its values out of their nodes,
-        // so after every thread pinned now has unpinned nobody can reach
-        // them; the batch is reclaimed exactly once. Two words:
-        // crossbeam-epoch keeps the call inline, without an allocation.
-        guard.defer(move || {
-            // SAFETY: see above.
-            unsafe { nodes.reclaim(batch) }
-        });
+        let Retired {
+            nodes,
+            slots,
+            values,
+        } = self;
+        for slot in slots {
+            let nodes = Arc::clone(&nodes);
+            // SAFETY (of the reclamation): the node is out of the index and
+            // the shard's lists, so after every thread pinned now has
+            // unpinned nobody can reach it; each slot is retired once.
+            guard.defer(move || {
+                // SAFETY: see above.
+                unsafe { nodes.reclaim(slot) }
+            });
+        }
+        for value in values {
+            // Out of its node: dropped once no reader pinned now can be
+            // about to take a count on it.
+            guard.defer(move || drop(value));
+        }
     }
 }
 

@@ -196,9 +196,8 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Send for State<K, V> {}
 /// collects on every 128th pin), and that sets the lookups' p99.9. Each
 /// collection seals the thread's bag of deferred calls, a 2 KB copy, so
 /// collecting less often makes writes cheaper and leaves more to free at
-/// once. With a deferred call per write rather than per retirement, every
-/// 16th keeps `tests/collection.rs`' bound (half of 96 retirements freed
-/// by the writers themselves), which every 32nd does not.
+/// once. Every 16th keeps `tests/collection.rs`' bound (half of 96
+/// retirements freed by the writers themselves).
 const FLUSH_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 
 /// One write in progress: the lock, the guard and the pending notifications.
@@ -825,10 +824,10 @@ where
         let unflushed = st.unflushed.saturating_add(retired);
         let flush = flush || unflushed >= FLUSH_EVERY;
         st.unflushed = if flush { 0 } else { unflushed };
-        let batch = st.arena.hand_over();
+        let handed = st.arena.hand_over();
         drop(st);
-        if let Some(batch) = batch {
-            batch.defer(guard);
+        if let Some(handed) = handed {
+            handed.defer(guard);
         }
         if flush {
             // Hands this thread's garbage to the collector and frees what

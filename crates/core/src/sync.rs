@@ -24,30 +24,6 @@ pub use std::sync::Arc;
 
 pub(crate) use crossbeam_epoch as epoch;
 
-#[cfg(loom)]
-pub(crate) use loom::cell::UnsafeCell;
-
-/// A cell whose contents are reached through a raw pointer in a closure,
-/// as loom's `UnsafeCell` is, so that loom checks every access to memory
-/// that threads hand to one another outside a lock.
-#[cfg(not(loom))]
-#[derive(Debug)]
-pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
-
-#[cfg(not(loom))]
-impl<T> UnsafeCell<T> {
-    pub(crate) fn new(value: T) -> Self {
-        Self(std::cell::UnsafeCell::new(value))
-    }
-
-    /// Calls `f` with a pointer to the contents; the caller makes sure no
-    /// other thread reaches them meanwhile.
-    #[inline]
-    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-        f(self.0.get())
-    }
-}
-
 /// Starts loading the cache line at `p` without waiting for it. A hint:
 /// it reads nothing into the program, and any address is allowed. Nothing
 /// under loom, whose model has no caches.
