@@ -442,8 +442,18 @@ where
             slots,
             values,
         } = self;
-        for slot in slots {
-            let nodes = Arc::clone(&nodes);
+        let last = slots.len();
+        let mut count = Some(nodes);
+        for (n, slot) in slots.into_iter().enumerate() {
+            // The last call takes the write's own count on the arena.
+            let held = if n + 1 == last {
+                count.take()
+            } else {
+                count.clone()
+            };
+            let Some(nodes) = held else {
+                break;
+            };
             // SAFETY (of the reclamation): the node is out of the index and
             // the shard's lists, so after every thread pinned now has
             // unpinned nobody can reach it; each slot is retired once.
