@@ -351,6 +351,31 @@ impl Proxy {
     }
 }
 
+/// Runs `main` on a multi-threaded tokio runtime of `threads` workers
+/// (default: one per core): the exit code of a binary named `name`, which
+/// prints its error on stderr.
+pub fn run_main<F>(name: &str, threads: Option<u16>, main: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+{
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    let outcome = match runtime.build() {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => Err(format!("tokio runtime: {e}").into()),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The certificate chain and key of `identity`.
 fn identity(
     identity: &Identity,

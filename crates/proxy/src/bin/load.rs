@@ -44,25 +44,8 @@ fn parse_cache(s: &str) -> Result<CacheKind, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(threads) = args.threads {
-        runtime.worker_threads(usize::from(threads));
-    }
-    let runtime = match runtime.build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("proxy-load: tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("proxy-load: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let threads = args.threads;
+    tlscache_proxy::run_main("proxy-load", threads, run(args))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
