@@ -167,10 +167,11 @@ impl Pool {
         let slot = match (&self.cluster, key) {
             (Some(cluster), Some(key)) => {
                 let slot = key_slot(key);
-                self.check_up(
-                    cluster.topology.down_until(slot),
-                    &format!("Redis Cluster slot {slot} (or its master)"),
-                )?;
+                let until = cluster.topology.down_until(slot);
+                // The message is made only for a slot that is down.
+                if until != 0 {
+                    self.check_up(until, &format!("Redis Cluster slot {slot} (or its master)"))?;
+                }
                 Some((cluster, slot))
             }
             _ => None,
