@@ -45,6 +45,34 @@ pub fn connect(
     connect_reporting(server, client, offer, None)
 }
 
+/// The server's side of one connection over `sock`, on its own thread:
+/// reports the handshake's start to `report` (if any), runs `handshake`
+/// on a new `Ssl` of `server` (what it returns beside the stream is the
+/// thread's result), reports the handshake's end, then sends close_notify
+/// and reads to the client's end.
+fn serve_one<T: Send + 'static>(
+    server: &SslContext,
+    sock: UnixStream,
+    report: Option<&Arc<SessionCache>>,
+    handshake: impl FnOnce(Ssl, UnixStream) -> (SslStream<UnixStream>, T) + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let server = server.clone();
+    let report = report.cloned();
+    std::thread::spawn(move || {
+        if let Some(cache) = &report {
+            cache.handshake_started(Side::Server);
+        }
+        let (mut s, seen) = handshake(Ssl::new(&server).unwrap(), sock);
+        if let Some(cache) = &report {
+            tlscache_openssl::handshake_finished(cache, s.ssl());
+        }
+        s.shutdown().unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        seen
+    })
+}
+
 /// [`connect`], reporting the server's handshake to `report` as an
 /// application does (`handshake_started`, then the adapter's
 /// `handshake_finished`). The server's side is over, callbacks included,
@@ -56,21 +84,10 @@ pub fn connect_reporting(
     report: Option<&Arc<SessionCache>>,
 ) -> (bool, SslSession) {
     let (s_sock, c_sock) = UnixStream::pair().unwrap();
-    let server = server.clone();
-    let report = report.cloned();
-    let server_side = std::thread::spawn(move || {
-        if let Some(cache) = &report {
-            cache.handshake_started(Side::Server);
-        }
-        let mut s = Ssl::new(&server).unwrap().accept(s_sock).unwrap();
-        if let Some(cache) = &report {
-            tlscache_openssl::handshake_finished(cache, s.ssl());
-        }
+    let server_side = serve_one(server, s_sock, report, |ssl, sock| {
+        let s = ssl.accept(sock).unwrap();
         let reused = s.ssl().session_reused();
-        s.shutdown().unwrap();
-        let mut rest = Vec::new();
-        let _ = s.read_to_end(&mut rest);
-        reused
+        (s, reused)
     });
     let mut ssl = Ssl::new(client).unwrap();
     if let Some(session) = offer {
@@ -127,15 +144,9 @@ pub fn connect_early(
     report: Option<&Arc<SessionCache>>,
 ) -> (Early, SslSession) {
     let (s_sock, c_sock) = UnixStream::pair().unwrap();
-    let server = server.clone();
-    let report = report.cloned();
-    let server_side = std::thread::spawn(move || {
-        if let Some(cache) = &report {
-            cache.handshake_started(Side::Server);
-        }
-        let mut ssl = Ssl::new(&server).unwrap();
+    let server_side = serve_one(server, s_sock, report, |mut ssl, sock| {
         ssl.set_accept_state();
-        let mut s = SslStream::new(ssl, s_sock).unwrap();
+        let mut s = SslStream::new(ssl, sock).unwrap();
         let mut read = 0;
         let mut buf = [0u8; 1024];
         loop {
@@ -146,18 +157,12 @@ pub fn connect_early(
             }
         }
         s.do_handshake().unwrap();
-        if let Some(cache) = &report {
-            tlscache_openssl::handshake_finished(cache, s.ssl());
-        }
         let seen = Early {
             resumed: s.ssl().session_reused(),
             accepted: early_accepted(s.ssl()),
             read,
         };
-        s.shutdown().unwrap();
-        let mut rest = Vec::new();
-        let _ = s.read_to_end(&mut rest);
-        seen
+        (s, seen)
     });
     let mut ssl = Ssl::new(client).unwrap();
     // SAFETY: the session came from a connection of this same client
