@@ -3,7 +3,8 @@
 //! operation timed with the TSC (quanta) into a histogram.
 //!
 //! `cargo run --release -p tlscache-benches --bin latency [--gets-only | --tickets] [engine...]`
-//! (every engine by default; names as in `mem`). By default the workload
+//! (quick_cache, moka, mutex_lru and tlscache by default; names as in
+//! `mem`, so `tlscache-policy` and `openssl` run when named). By default the workload
 //! is the 90/9/1 zipf mix; `--gets-only` runs lookups alone (100/0/0), to
 //! separate what writes do to reads; `--tickets` runs TLS 1.3 ticket
 //! traffic (each connection takes one id and stores two, zipf ids), the
@@ -18,7 +19,7 @@ use std::sync::Barrier;
 
 use hdrhistogram::Histogram;
 use tlscache_benches::{
-    fill, keys, label, ops, state, ticket_ops, Dist, Engine, Mix, Op, ENGINES, TTL,
+    fill, keys, label, ops, state, ticket_ops, Dist, Engine, EngineKind, Mix, Op, ENGINES, TTL,
 };
 
 const CAPACITY: usize = 100_000;
@@ -108,7 +109,7 @@ fn main() {
     }
     if let Some(unknown) = chosen
         .iter()
-        .find(|c| !ENGINES.iter().any(|k| label(*k) == c.as_str()))
+        .find(|c| !EngineKind::ALL.iter().any(|k| label(*k) == c.as_str()))
     {
         eprintln!("latency: unknown engine {unknown:?}");
         std::process::exit(2);
@@ -142,10 +143,15 @@ fn main() {
         timer.value_at_quantile(0.99),
         timer.value_at_quantile(0.999)
     );
-    for kind in ENGINES {
-        if !chosen.is_empty() && !chosen.iter().any(|c| c == label(kind)) {
-            continue;
-        }
+    let kinds: Vec<EngineKind> = if chosen.is_empty() {
+        ENGINES.to_vec()
+    } else {
+        EngineKind::ALL
+            .into_iter()
+            .filter(|k| chosen.iter().any(|c| c == label(*k)))
+            .collect()
+    };
+    for kind in kinds {
         let engine = kind.build(CAPACITY, TTL).expect("a valid engine");
         fill(&*engine, &keys, &state);
         let h = measure(&*engine, &keys, &streams);

@@ -9,6 +9,9 @@
 
 /// `prev` of a slot's link that is in no list.
 const UNLINKED: u32 = u32::MAX;
+/// `prev` of a slot's link that is *parked*: in no list, but held by the
+/// list's owner elsewhere, so [`SlotLists::contains`] still says yes.
+const PARKED: u32 = u32::MAX - 1;
 
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -78,8 +81,8 @@ impl SlotLists {
         self.links[link as usize].prev
     }
 
-    /// Whether arena slot `slot` is in a list (false for a slot there is
-    /// no room for yet).
+    /// Whether arena slot `slot` is in a list or parked (false for a slot
+    /// there is no room for yet).
     #[inline]
     pub(crate) fn contains(&self, slot: u32) -> bool {
         self.links
@@ -120,7 +123,19 @@ impl SlotLists {
         first
     }
 
-    /// Marks `link`, a member of a detached list, as in no list.
+    /// Parks `link`, which is in no list (see [`PARKED`]).
+    #[inline]
+    pub(crate) fn park(&mut self, link: u32) {
+        self.links[link as usize].prev = PARKED;
+    }
+
+    /// Whether `link` is parked.
+    #[inline]
+    pub(crate) fn is_parked(&self, link: u32) -> bool {
+        self.links[link as usize].prev == PARKED
+    }
+
+    /// Marks `link`, a member of a detached list or parked, as in no list.
     #[inline]
     pub(crate) fn mark_unlinked(&mut self, link: u32) {
         self.links[link as usize].prev = UNLINKED;
@@ -140,7 +155,7 @@ impl SlotLists {
     #[inline]
     pub(crate) fn prefetch_neighbours(&self, slot: u32) {
         if let Some(link) = self.links.get(self.link(slot) as usize) {
-            if link.prev != UNLINKED {
+            if link.prev != UNLINKED && link.prev != PARKED {
                 for at in [link.prev, link.next] {
                     if let Some(l) = self.links.get(at as usize) {
                         crate::sync::prefetch(l);

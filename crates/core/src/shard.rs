@@ -749,7 +749,8 @@ where
     /// Evicts least recently used entries until the shard is within bounds.
     fn evict(&mut self) {
         while self.st.len > self.st.capacity || self.st.weight > self.st.max_weight {
-            let Some(slot) = self.st.lru.tail() else {
+            let st = &mut *self.st;
+            let Some(slot) = st.lru.oldest(&st.arena) else {
                 break;
             };
             let node = self.node(slot);
