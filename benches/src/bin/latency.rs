@@ -13,7 +13,12 @@
 //! Prints per engine a line for its lookups, `name: p50 N ns, p99 N ns,
 //! p99.9 N ns` (none under `--tickets`, which makes no lookups), and one
 //! for its writes (stores and takes), `name writes: p50 …`; first, the
-//! timer's own cost (an empty timed region), which every figure includes.
+//! timer's own cost (an empty timed region), which every figure includes,
+//! and the machine's own pauses: `stalls: N per second over 10 µs`, the
+//! gaps a busy loop on one thread sees in a second. On a shared virtual
+//! machine those pauses, not the cache, set the p99.9 of any operation
+//! that takes more than a few hundred nanoseconds: an operation of `t` µs
+//! meets one with a chance of about `N × t / 10⁶`.
 
 use std::sync::Barrier;
 
@@ -88,6 +93,24 @@ fn measure(engine: &dyn Engine, keys: &[[u8; 32]], streams: &[Vec<Op>]) -> Laten
     all
 }
 
+/// Gaps of over 10 µs a busy loop sees in one second: the machine's own
+/// pauses (interrupts, another guest on the host), which any timed
+/// operation meets now and then.
+fn stalls(clock: &quanta::Clock) -> u64 {
+    const GAP_NS: u64 = 10_000;
+    let start = clock.raw();
+    let mut last = start;
+    let mut gaps = 0;
+    while clock.delta_as_nanos(start, last) < 1_000_000_000 {
+        let now = clock.raw();
+        if clock.delta_as_nanos(last, now) > GAP_NS {
+            gaps += 1;
+        }
+        last = now;
+    }
+    gaps
+}
+
 /// `name: p50 N ns, p99 N ns, p99.9 N ns`.
 fn line(name: &str, h: &Histogram<u64>) -> String {
     format!(
@@ -143,6 +166,7 @@ fn main() {
         timer.value_at_quantile(0.99),
         timer.value_at_quantile(0.999)
     );
+    println!("stalls: {} per second over 10 µs", stalls(&clock));
     let kinds: Vec<EngineKind> = if chosen.is_empty() {
         ENGINES.to_vec()
     } else {
