@@ -173,7 +173,16 @@ impl Lru {
 
     /// The least recently placed slot: the list's tail or the late heap's
     /// oldest, whichever was placed first.
+    #[inline]
     pub(crate) fn oldest(&mut self, stamps: &impl ListStamps) -> Option<u32> {
+        if self.parked == 0 {
+            return self.tail();
+        }
+        self.oldest_of_both(stamps)
+    }
+
+    #[cold]
+    fn oldest_of_both(&mut self, stamps: &impl ListStamps) -> Option<u32> {
         let mut late = None;
         while let Some(&Reverse((stamp, slot))) = self.late.peek() {
             if live(&self.list, stamps, stamp, slot) {
