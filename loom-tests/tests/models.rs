@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use loom::thread;
-use tlscache_core::{Arc, Cache, ManualClock, RemovalCause};
+use tlscache_core::{Arc, Cache, Clock, Expiry, ManualClock, RemovalCause};
 
 /// What the listener heard: value ids and causes.
 type Heard = std::sync::Arc<std::sync::Mutex<Vec<(u32, RemovalCause)>>>;
@@ -448,6 +448,62 @@ fn reclaimed_slots_pass_between_threads() {
         // At most once each here; loom fails the model if any handle is
         // never dropped.
         for drops in [drops1, drops2, drops3] {
+            assert!(drops.load(Ordering::SeqCst) <= 1);
+        }
+    });
+}
+
+/// A lazy flush racing a writer in the same shard: the flushed entry is a
+/// miss for the reader at once; the writer's insert sweeps it first (the
+/// listener hears it once, as `Expired`, before that insert returns) and
+/// stores an entry already past the flush's time, which then stays, as it
+/// would after an eager flush.
+#[test]
+fn lazy_flush_racing_get_and_insert() {
+    loom::model(|| {
+        let heard: Heard = Default::default();
+        let clock = ManualClock::new();
+        let sink = heard.clone();
+        let c: Cache<u8, Tracked, Fixed> = Cache::builder()
+            .hasher(Fixed::default())
+            .capacity(2)
+            .shards(1)
+            .clock(clock.clone())
+            .expiry(Expiry::OnFlush)
+            .removal_listener(move |_, v: &Arc<Tracked>, cause| {
+                sink.lock().unwrap().push((v.id, cause))
+            })
+            .build()
+            .expect("valid settings");
+        let c = loom::sync::Arc::new(c);
+        let (old, old_drops) = value(1);
+        c.insert_with_ttl(1, old, Duration::from_millis(10));
+        clock.advance(Duration::from_millis(20));
+        c.flush_expired_lazily_at(clock.now());
+        let (late, late_drops) = value(2);
+        let writer = {
+            let c = c.clone();
+            let heard = heard.clone();
+            thread::spawn(move || {
+                c.insert_with_ttl(2, late, Duration::ZERO);
+                assert_eq!(
+                    *heard.lock().unwrap(),
+                    vec![(1, RemovalCause::Expired)],
+                    "the insert swept its shard first"
+                );
+            })
+        };
+        assert!(c.get(&1).is_none(), "flushed: a miss at once");
+        if let Some(v) = c.get(&2) {
+            assert_eq!(v.id, 2);
+        }
+        writer.join().unwrap();
+        assert!(c.get(&1).is_none());
+        assert_eq!(c.get(&2).map(|v| v.id), Some(2), "stored after the sweep");
+        assert_eq!(c.len(), 1);
+        assert_eq!(*heard.lock().unwrap(), vec![(1, RemovalCause::Expired)]);
+        drop(c);
+        for drops in [old_drops, late_drops] {
             assert!(drops.load(Ordering::SeqCst) <= 1);
         }
     });

@@ -31,8 +31,10 @@ pub enum Expiry {
     #[default]
     Eager,
     /// An expired entry stays, visible to reads and counted by `len`, until
-    /// [`Cache::flush_expired`] or [`Cache::flush_expired_at`] sweeps it;
-    /// reads and writes never read the clock. This is OpenSSL's model: a
+    /// [`Cache::flush_expired`] or [`Cache::flush_expired_at`] sweeps it,
+    /// or [`Cache::flush_expired_lazily_at`] takes it out of sight and
+    /// leaves the sweep to the shards' next writes; reads and writes never
+    /// read the clock. This is OpenSSL's model: a
     /// session's timeout is checked by whoever looks it up, and expired
     /// sessions are flushed every 255 connections or on demand. The sweep
     /// still costs O(expired).

@@ -71,6 +71,13 @@ pub struct Cache<K, V, S = RandomState> {
     pooled: AtomicU64,
     /// Serializes pooled trims, so two inserts never evict for one excess.
     trimming: Mutex<()>,
+    /// Under `Expiry::OnFlush`, the time of the last lazy flush (see
+    /// [`Cache::flush_expired_lazily_at`]) in clock nanoseconds, 0 for
+    /// none: reads and writes judge expiry at it.
+    flushed: AtomicU64,
+    /// The lazy flush time up to which [`Cache::len`] has swept every
+    /// shard.
+    settled: AtomicU64,
 }
 
 impl<K, V> Cache<K, V, RandomState>
@@ -129,6 +136,8 @@ where
             max_weight,
             pooled: AtomicU64::new(pooled(builder.capacity, shards)),
             trimming: Mutex::new(()),
+            flushed: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
         }
     }
 
@@ -151,6 +160,22 @@ where
     #[inline]
     fn expiry_now(&self) -> Option<u64> {
         self.eager.then(|| self.now())
+    }
+
+    /// Under `Expiry::OnFlush`, the last lazy flush's time, if there was
+    /// one (`None` under `Expiry::Eager`).
+    #[inline]
+    fn flushed_at(&self) -> Option<u64> {
+        if self.eager {
+            return None;
+        }
+        // Relaxed: the flush time is a value of its own. A read or write
+        // that happens after the flush sees it (or a later one), which is
+        // all the flush promises.
+        match self.flushed.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(at),
+        }
     }
 
     fn deadline(&self, now: u64, ttl: u64) -> u64 {
@@ -178,7 +203,14 @@ where
     {
         let (hash, shard) = self.locate(key);
         let guard = &epoch::pin();
-        shard.get(hash, key, || self.expiry_now(), guard)
+        if self.eager {
+            return shard.get(hash, key, || Some(self.now()), guard);
+        }
+        // Under a lazy flush the shard has not swept to yet, entries due
+        // by then are gone. Asked before the lookup: a shard that has swept
+        // has unlinked them first (see `Shard::owes`).
+        let hidden = self.flushed_at().filter(|&at| shard.owes(at));
+        shard.get(hash, key, || hidden, guard)
     }
 
     /// Stores `value` under `key` with the default time-to-live and returns
@@ -296,6 +328,7 @@ where
             config: &self.config,
             guard,
             now,
+            flushed: self.flushed_at(),
         };
         let store = Store {
             hash,
@@ -322,14 +355,16 @@ where
     /// takes to reach here. The listener hears the evictions once the
     /// trim's lock is released.
     fn trim(&self, capacity: u64, first: usize) {
-        if self.len() <= capacity {
+        if self.held() <= capacity {
             return;
         }
+        // What a lazy flush took goes first, as expired, not evicted.
+        self.settle();
         let guard = &epoch::pin();
         let mut heard = Heard::new(guard);
         {
             let _one = lock(&self.trimming);
-            while self.len() > capacity {
+            while self.held() > capacity {
                 let shards = self.shards.len();
                 let evicted = (0..shards).any(|k| {
                     let i = (first + k) & self.shard_mask;
@@ -402,6 +437,7 @@ where
             config: &self.config,
             guard,
             now: self.expiry_now(),
+            flushed: self.flushed_at(),
         };
         shard.remove(ctx, hash, key, cause, pred)
     }
@@ -427,11 +463,45 @@ where
         guard.flush();
     }
 
+    /// Under [`Expiry::OnFlush`]: removes every entry whose deadline is at
+    /// or before `now` on the cache's clock, as
+    /// [`flush_expired_at`](Self::flush_expired_at) does, but leaves the
+    /// work to the shards. O(1) here.
+    ///
+    /// From the moment it returns, reads miss those entries; each shard
+    /// sweeps them (the listener hears [`RemovalCause::Expired`]) before
+    /// its next write does anything else, and every shard at once before
+    /// [`len`](Self::len) or [`stats`](Self::stats) counts. A shard that
+    /// sees no more writes keeps their memory until then. An entry stored
+    /// after its shard has swept stays, expired or not, until the next
+    /// flush, as after [`flush_expired_at`](Self::flush_expired_at).
+    ///
+    /// A lazy flush at or before the last one's time flushes a nanosecond
+    /// after it instead, so that it takes what was stored since.
+    ///
+    /// Under [`Expiry::Eager`], expired entries are already gone for reads
+    /// and writes; this is [`flush_expired_at`](Self::flush_expired_at).
+    pub fn flush_expired_lazily_at(&self, now: Duration) {
+        if self.eager {
+            self.flush_expired_at(now);
+            return;
+        }
+        let now = duration_to_nanos(now);
+        // Relaxed: see `flushed_at`. Never 0, which means no flush.
+        let _ = self
+            .flushed
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(now.max(last.saturating_add(1)))
+            });
+    }
+
     /// Removes every entry (cause [`RemovalCause::Cleared`]). A large cache
     /// is cleared shard-parallel on rayon's pool.
     pub fn clear(&self) {
+        // What a lazy flush took leaves as expired, not cleared.
+        self.settle();
         #[cfg(not(loom))]
-        if self.len() >= PARALLEL_CLEAR_MIN {
+        if self.held() >= PARALLEL_CLEAR_MIN {
             use rayon::prelude::*;
             let config = &self.config;
             self.shards.par_iter().for_each(|shard| shard.clear(config));
@@ -449,6 +519,8 @@ where
         let shards = self.shards.len();
         validate(capacity, shards)?;
         let pooled = pooled(capacity, shards);
+        // What a lazy flush took leaves as expired, not evicted.
+        self.settle();
         // Pooling stops before the shards shrink to their parts, and starts
         // after they grow to the whole, so no shard evicts for a bound
         // that is about to go.
@@ -469,9 +541,37 @@ where
         Ok(())
     }
 
-    /// Entries held, including expired ones not yet swept.
+    /// Entries held, including expired ones not yet swept (but not those a
+    /// lazy flush took: their shards are swept first, see
+    /// [`flush_expired_lazily_at`](Self::flush_expired_lazily_at)).
     pub fn len(&self) -> u64 {
+        self.settle();
+        self.held()
+    }
+
+    /// Entries in the shards, swept or not.
+    fn held(&self) -> u64 {
         self.shards.iter().map(|s| s.stats().len).sum()
+    }
+
+    /// Sweeps every shard up to the last lazy flush, once per flush.
+    fn settle(&self) {
+        if self.eager {
+            return;
+        }
+        let Some(at) = self.flushed_at() else {
+            return;
+        };
+        // Relaxed: a stale reading only sweeps again, which finds nothing.
+        if self.settled.load(Ordering::Relaxed) >= at {
+            return;
+        }
+        let guard = &epoch::pin();
+        for shard in self.shards.iter() {
+            shard.catch_up(&self.config, at, guard);
+        }
+        guard.flush();
+        self.settled.fetch_max(at, Ordering::Relaxed);
     }
 
     /// Whether the cache holds no entries.
@@ -484,8 +584,10 @@ where
         self.shards.len()
     }
 
-    /// The counters, summed over shards without a lock.
+    /// The counters, summed over shards without a lock (after the sweep
+    /// [`len`](Self::len) makes).
     pub fn stats(&self) -> CacheStats {
+        self.settle();
         self.shards
             .iter()
             .fold(CacheStats::default(), |mut acc, s| {

@@ -219,12 +219,13 @@ mod tests {
 
     use super::*;
 
-    /// List stamps in a plain array, as the nodes would keep them.
-    struct Stamps([Cell<u64>; 8]);
+    /// List stamps in a plain vector, as the nodes would keep them.
+    struct Stamps(Vec<Cell<u64>>);
 
     impl Stamps {
-        fn new() -> Self {
-            Self(std::array::from_fn(|_| Cell::new(0)))
+        /// Stamps for slots `0..n`, all zero.
+        fn new(n: u32) -> Self {
+            Self((0..n).map(|_| Cell::new(0)).collect())
         }
     }
 
@@ -237,10 +238,11 @@ mod tests {
         }
     }
 
+
     #[test]
     fn newest_first_and_touch_moves_up() {
         let mut l = Lru::new();
-        let st = Stamps::new();
+        let st = Stamps::new(8);
         l.grow(4);
         for (slot, stamp) in [(0, 1), (1, 2), (2, 3), (3, 4)] {
             l.insert(slot, stamp, &st);
@@ -260,7 +262,7 @@ mod tests {
     #[test]
     fn late_reports_land_in_stamp_order() {
         let mut l = Lru::new();
-        let st = Stamps::new();
+        let st = Stamps::new(8);
         l.grow(4);
         for (slot, stamp) in [(0, 1), (1, 2), (2, 3), (3, 4)] {
             l.insert(slot, stamp, &st);
@@ -272,18 +274,6 @@ mod tests {
         // A stale report never moves an entry down.
         l.touch(0, 2, &st);
         assert_eq!(l.order(), vec![0, 1, 3, 2]);
-    }
-
-    /// List stamps for any number of slots.
-    struct ManyStamps(Vec<Cell<u64>>);
-
-    impl ListStamps for ManyStamps {
-        fn stamp_of(&self, slot: u32) -> u64 {
-            self.0[slot as usize].get()
-        }
-        fn set_stamp(&self, slot: u32, stamp: u64) {
-            self.0[slot as usize].set(stamp);
-        }
     }
 
     /// Evicts everything, oldest first, as the shard's evictor would (no
@@ -301,7 +291,7 @@ mod tests {
     fn late_reports_past_the_walk_are_parked_and_still_evicted_in_order() {
         let n = MAX_WALK as u32 + 10;
         let mut l = Lru::new();
-        let st = ManyStamps((0..n + 3).map(|_| Cell::new(0)).collect());
+        let st = Stamps::new(n + 3);
         l.grow(n as usize + 3);
         for slot in 0..n {
             l.insert(slot, 100 + 2 * u64::from(slot), &st);
@@ -326,7 +316,7 @@ mod tests {
     fn a_parked_slot_moves_and_leaves_like_any_other() {
         let n = MAX_WALK as u32 + 2;
         let mut l = Lru::new();
-        let st = ManyStamps((0..n + 1).map(|_| Cell::new(0)).collect());
+        let st = Stamps::new(n + 1);
         l.grow(n as usize + 1);
         for slot in 0..n {
             l.insert(slot, 100 + u64::from(slot), &st);
@@ -354,7 +344,7 @@ mod tests {
     fn dead_records_do_not_pile_up() {
         let n = MAX_WALK as u32 + 1;
         let mut l = Lru::new();
-        let st = ManyStamps((0..n + 2).map(|_| Cell::new(0)).collect());
+        let st = Stamps::new(n + 2);
         l.grow(n as usize + 2);
         for slot in 0..n {
             l.insert(slot, 1_000_000 + u64::from(slot), &st);
@@ -375,7 +365,7 @@ mod tests {
     #[test]
     fn empty_list_has_no_tail() {
         let mut l = Lru::new();
-        let st = Stamps::new();
+        let st = Stamps::new(8);
         assert_eq!(l.tail(), None);
         l.grow(1);
         l.insert(0, 9, &st);

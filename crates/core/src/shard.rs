@@ -43,12 +43,16 @@ impl<K, V> Config<K, V> {
 /// What every write carries: the cache's settings, the caller's epoch
 /// guard (pinned for the whole write, listener calls included) and the
 /// clock reading the write is made at, or `None` when the cache expires
-/// entries only on flush (`Expiry::OnFlush`): then a write neither sweeps
-/// nor treats an expired entry as gone.
+/// entries only on flush (`Expiry::OnFlush`): then a write treats no
+/// expired entry as gone, and sweeps only what a lazy flush left to it.
 pub(crate) struct Ctx<'a, K, V> {
     pub(crate) config: &'a Config<K, V>,
     pub(crate) guard: &'a Guard,
     pub(crate) now: Option<u64>,
+    /// Under `Expiry::OnFlush`, the last lazy flush's time (see
+    /// `Cache::flush_expired_lazily_at`): a shard that has not swept to it
+    /// does so first.
+    pub(crate) flushed: Option<u64>,
 }
 
 /// One store's inputs.
@@ -217,6 +221,11 @@ pub(crate) struct Shard<K, V> {
     table: Atomic<Table>,
     /// The arena's nodes, where readers find the slots the index names.
     nodes: Arc<Nodes<K, V>>,
+    /// The latest time this shard has swept everything due at (0: none),
+    /// beside the table pointer every read loads: it changes only when a
+    /// flush sweeps. Under a lazy flush to a later time, readers treat
+    /// entries due by then as gone until the shard catches up.
+    swept: AtomicU64,
     /// `State::clock` as of the last insert: readers stamp their accesses
     /// after it (see `access`). On its own line, which only inserts write.
     clock: CachePadded<AtomicU64>,
@@ -253,6 +262,7 @@ where
             nodes: arena.nodes(),
             clock: CachePadded::new(AtomicU64::new(0)),
             cold: CachePadded::new(Cold::default()),
+            swept: AtomicU64::new(0),
             access: Access::new(stripes),
             state: Mutex::new(State {
                 arena,
@@ -332,6 +342,28 @@ where
         }
     }
 
+    /// Takes the lock for a write to the key of hash `hash` and does the
+    /// shard's upkeep first: buffered reads, then the sweep due at `now`
+    /// and any a lazy flush left. Hands back the write, the settings and
+    /// `now`.
+    fn begin_for<'s: 'g, 'g>(
+        &'s self,
+        ctx: Ctx<'g, K, V>,
+        hash: u64,
+    ) -> (Write<'s, 'g, K, V>, &'g Config<K, V>, Option<u64>) {
+        let Ctx {
+            config,
+            guard,
+            now,
+            flushed,
+        } = ctx;
+        self.table(guard).prefetch(hash);
+        let mut w = self.begin(config, guard);
+        w.maintain(now);
+        w.catch_up(flushed);
+        (w, config, now)
+    }
+
     /// Inserts `store.key` if `decide` approves of the live value it would
     /// replace (`None` when absent). `Ok` holds the replaced value if
     /// `store.replaced` asks for it, `Err` hands the value back when
@@ -343,7 +375,6 @@ where
         store: Store<K, V>,
         decide: impl FnOnce(Option<&Arc<V>>) -> bool,
     ) -> Result<Option<Arc<V>>, Arc<V>> {
-        let Ctx { config, guard, now } = ctx;
         let Store {
             hash,
             key,
@@ -351,9 +382,7 @@ where
             deadline,
             replaced,
         } = store;
-        self.table(guard).prefetch(hash);
-        let mut w = self.begin(config, guard);
-        w.maintain(now);
+        let (mut w, config, now) = self.begin_for(ctx, hash);
         w.prefetch_victim();
         let existing = w.live(hash, &key, now);
         let approved = match existing {
@@ -401,10 +430,7 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let Ctx { config, guard, now } = ctx;
-        self.table(guard).prefetch(hash);
-        let mut w = self.begin(config, guard);
-        w.maintain(now);
+        let (mut w, config, now) = self.begin_for(ctx, hash);
         let out = w
             .live(hash, key, now)
             .filter(|node| node.with_value(pred))
@@ -422,8 +448,36 @@ where
     /// garbage once at the end).
     pub(crate) fn flush_expired(&self, config: &Config<K, V>, now: u64, guard: &Guard) {
         let mut w = self.begin(config, guard);
+        // No `note_swept`: an entry stored after this sweep, before a lazy
+        // flush, is still the lazy flush's to take.
         w.maintain(Some(now));
         w.finish(config);
+    }
+
+    /// Sweeps what a lazy flush at `flushed` left here, if this shard has
+    /// not swept that far (checked under the lock, so an entry stored
+    /// since a write caught up stays).
+    pub(crate) fn catch_up(&self, config: &Config<K, V>, flushed: u64, guard: &Guard) {
+        if !self.owes(flushed) {
+            return;
+        }
+        let mut w = self.begin(config, guard);
+        w.catch_up(Some(flushed));
+        w.finish(config);
+    }
+
+    /// Whether reads must treat entries due at `flushed` (a lazy flush's
+    /// time) as gone: this shard has not swept to it yet. A reader asks
+    /// before it looks the key up.
+    #[inline]
+    pub(crate) fn owes(&self, flushed: u64) -> bool {
+        // Acquire pairs with the Release store in `note_swept`: a reader
+        // that sees the sweep done then sees the index without what it
+        // swept, so it cannot find a swept entry and keep it. One that
+        // does not see it hides everything due by `flushed`, entries
+        // stored after the sweep included; its lookup then takes effect
+        // before those stores, which have not returned.
+        self.swept.load(Ordering::Acquire) < flushed
     }
 
     /// Removes every entry.
@@ -553,6 +607,26 @@ where
         for slot in due {
             let node = self.node(slot);
             self.unlink(node, RemovalCause::Expired);
+        }
+    }
+
+    /// Sweeps what a lazy flush at `flushed` left to this shard, if it has
+    /// not swept that far yet.
+    fn catch_up(&mut self, flushed: Option<u64>) {
+        if let Some(at) = flushed.filter(|&at| self.shard.owes(at)) {
+            self.maintain(Some(at));
+            self.note_swept(at);
+        }
+    }
+
+    /// Records that everything due at `at` has been swept.
+    fn note_swept(&self, at: u64) {
+        let swept = &self.shard.swept;
+        // Only lock holders store it, so a Relaxed load sees the last.
+        if swept.load(Ordering::Relaxed) < at {
+            // Release pairs with the Acquire in `Shard::owes`: it follows
+            // the sweep's removals from the index.
+            swept.store(at, Ordering::Release);
         }
     }
 

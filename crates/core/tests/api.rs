@@ -646,14 +646,15 @@ fn bad_settings_are_typed_errors() {
     assert!(msg.contains("power of two"), "{msg}");
 }
 
-#[test]
-fn on_flush_expiry_keeps_expired_entries_until_a_flush() {
+/// An `Expiry::OnFlush` cache of `shards` shards on a manual clock, with
+/// its listener's log.
+fn on_flush(shards: usize) -> (Cache<u32, u32>, ManualClock, Log) {
     let clock = ManualClock::new();
     let log: Log = Default::default();
     let sink = log.clone();
-    let c: Cache<u32, u32> = Cache::builder()
-        .capacity(10)
-        .shards(1)
+    let c = Cache::builder()
+        .capacity(1000)
+        .shards(shards)
         .clock(clock.clone())
         .expiry(Expiry::OnFlush)
         .removal_listener(move |k: &u32, v: &Arc<u32>, cause| {
@@ -661,6 +662,12 @@ fn on_flush_expiry_keeps_expired_entries_until_a_flush() {
         })
         .build()
         .unwrap();
+    (c, clock, log)
+}
+
+#[test]
+fn on_flush_expiry_keeps_expired_entries_until_a_flush() {
+    let (c, clock, log) = on_flush(1);
     c.insert_with_ttl(1, Arc::new(10), Duration::from_secs(1));
     clock.advance(Duration::from_secs(5));
     // Past its deadline, but no flush yet: reads see it, writes keep it.
@@ -676,6 +683,70 @@ fn on_flush_expiry_keeps_expired_entries_until_a_flush() {
     assert_eq!(c.get(&1), None);
     assert_eq!(taken(&log), vec![(1, 11, RemovalCause::Expired)]);
     assert_eq!(c.len(), 1);
+}
+
+#[test]
+fn a_lazy_flush_hides_at_once_and_sweeps_at_the_next_write() {
+    let (c, clock, log) = on_flush(1);
+    c.insert_with_ttl(1, Arc::new(10), Duration::from_secs(1));
+    c.insert_with_ttl(2, Arc::new(20), Duration::from_secs(100));
+    clock.advance(Duration::from_secs(5));
+    c.flush_expired_lazily_at(clock.now());
+    // Gone for reads at once, though nothing was swept yet.
+    assert_eq!(c.get(&1), None);
+    assert_eq!(c.get(&2).as_deref(), Some(&20));
+    assert!(taken(&log).is_empty(), "the flush itself sweeps nothing");
+    // The shard's next write sweeps first: the listener hears an expiry.
+    c.insert(3, Arc::new(30));
+    assert_eq!(taken(&log), vec![(1, 10, RemovalCause::Expired)]);
+    // Stored after the sweep, already expired: stays until the next flush,
+    // as after an eager one.
+    c.insert_with_ttl(4, Arc::new(40), Duration::ZERO);
+    assert_eq!(c.get(&4).as_deref(), Some(&40));
+    assert_eq!(c.len(), 3);
+    // A second lazy flush at the same time takes it.
+    c.flush_expired_lazily_at(clock.now());
+    assert_eq!(c.get(&4), None);
+    assert_eq!(c.remove(&4), None, "a write treats it as gone");
+    assert_eq!(taken(&log), vec![(4, 40, RemovalCause::Expired)]);
+    assert_eq!(c.len(), 2);
+}
+
+#[test]
+fn a_count_sweeps_every_shard_a_lazy_flush_left() {
+    let (c, clock, log) = on_flush(8);
+    for k in 0..100 {
+        c.insert_with_ttl(k, Arc::new(k), Duration::from_secs(1 + u64::from(k % 2)));
+    }
+    clock.set(Duration::from_secs(1));
+    c.flush_expired_lazily_at(clock.now());
+    assert!((0..100).all(|k| c.get(&k).is_some() == (k % 2 == 1)));
+    assert!(taken(&log).is_empty());
+    // `len` counts only what is left: every shard sweeps first.
+    assert_eq!(c.len(), 50);
+    let mut heard = taken(&log);
+    heard.sort_unstable_by_key(|&(k, _, _)| k);
+    let want: Vec<_> = (0..100)
+        .step_by(2)
+        .map(|k| (k, k, RemovalCause::Expired))
+        .collect();
+    assert_eq!(heard, want);
+    assert_eq!(c.stats().expirations, 50);
+    // A flush at an earlier time than the lazy one still sweeps by its own.
+    c.insert_with_ttl(200, Arc::new(200), Duration::ZERO);
+    c.flush_expired_at(Duration::from_nanos(1));
+    assert_eq!(c.get(&200).as_deref(), Some(&200));
+    c.flush_expired_at(clock.now());
+    assert_eq!(c.get(&200), None);
+}
+
+#[test]
+fn a_lazy_flush_under_eager_expiry_sweeps_at_once() {
+    let (c, clock, log) = logged(10);
+    c.insert_with_ttl(1, Arc::new(10), Duration::from_secs(1));
+    clock.advance(Duration::from_secs(2));
+    c.flush_expired_lazily_at(clock.now());
+    assert_eq!(taken(&log), vec![(1, 10, RemovalCause::Expired)]);
 }
 
 #[test]

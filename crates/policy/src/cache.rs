@@ -447,7 +447,8 @@ impl SessionCache {
     /// hit. Then `accept_good` or `connect_good` counts it, and if the
     /// count before it had its low eight bits set, the mode includes `side`
     /// and not [`CacheMode::NO_AUTO_CLEAR`], expired sessions are flushed:
-    /// on every 256th handshake, at O(expired).
+    /// on every 256th handshake, in O(1) here, the O(expired) sweep spread
+    /// over the shards' next writes (see the crate docs).
     pub fn handshake_finished(&self, side: Side, outcome: Handshake<'_>) {
         // One configuration read serves the store and the flush.
         let mode = self.config.load().mode;
@@ -466,7 +467,10 @@ impl SessionCache {
             && mode.contains(side.mode())
             && before & AUTO_FLUSH_MASK == AUTO_FLUSH_MASK
         {
-            self.flush_sessions(self.clock.secs());
+            // Every later lookup, store and count sees the flush; the
+            // shards' next writes do its work (see the crate docs).
+            self.sessions
+                .flush_expired_lazily_at(Duration::from_secs(self.clock.secs()));
         }
     }
 

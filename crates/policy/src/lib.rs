@@ -92,6 +92,13 @@
 //! - **Mode bits.** [`CacheMode::UPDATE_TIME`] (0x400) does what OpenSSL
 //!   3.2 and later do with it (OpenSSL 3.0 ignores it). Bits this crate
 //!   gives no meaning are kept and reported back, and change nothing.
+//! - **The auto flush is spread.** On the 256th handshake every session
+//!   expired by then leaves the cache for every later lookup, store,
+//!   removal and [`sess_number`](SessionCache::sess_number), as in
+//!   OpenSSL, but that handshake does no sweeping: each shard sweeps its
+//!   part at its next write (or all at once before a count), and only then
+//!   marks those sessions non-resumable and reports them to the external
+//!   store's remove. A handshake pays for one shard's part at most.
 //!
 //! Expired sessions stay in the cache, counted by
 //! [`sess_number`](SessionCache::sess_number), until a lookup finds them

@@ -375,6 +375,53 @@ fn expired_sessions_are_flushed_on_the_256th_handshake() {
     assert_eq!(c.sess_number(), 0, "and again with the 512th");
 }
 
+/// The flush on the 256th handshake holds for every later lookup, removal
+/// and store at once, though the shards sweep its sessions later (each at
+/// its next write, all before a count): what it took is a miss, never a
+/// timeout, as in OpenSSL.
+#[test]
+fn what_the_auto_flush_took_is_gone_for_every_later_call() {
+    let clock = tlscache_core::ManualClock::new();
+    clock.set(Duration::from_secs(T0));
+    let c = SessionCache::builder()
+        .shards(8)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let old: Vec<_> = (1..=20).map(|n| session_for(&c, n, 10)).collect();
+    for s in &old {
+        assert!(c.add_session(s));
+    }
+    clock.advance(Duration::from_secs(11));
+    let fresh = session_for(&c, 30, 100);
+    assert!(c.add_session(&fresh));
+    for _ in 0..256 {
+        c.handshake_finished(Side::Server, Handshake::Resumed);
+    }
+    for s in &old[..10] {
+        assert!(c.lookup(s.id().as_bytes(), &ctx_of(s)).is_none());
+    }
+    assert!(c
+        .lookup_once(old[10].id().as_bytes(), &ctx_of(&old[10]))
+        .is_none());
+    assert!(!c.remove_session(&old[11]), "flushed: no longer cached");
+    // Stored again after the flush, expired: cached until a lookup finds it
+    // (a timeout) or the next flush.
+    assert!(c.add_session(&old[12]));
+    assert!(c.lookup(fresh.id().as_bytes(), &ctx_of(&fresh)).is_some());
+    let st = c.stats();
+    assert_eq!((st.misses, st.timeouts, st.hits), (11, 0, 1));
+    assert_eq!(st.number, 2, "the fresh session and the one stored again");
+    assert!(
+        old.iter().all(|s| !s.is_resumable()),
+        "all swept by the count"
+    );
+    assert!(c
+        .lookup(old[12].id().as_bytes(), &ctx_of(&old[12]))
+        .is_none());
+    assert_eq!((c.stats().timeouts, c.sess_number()), (1, 1));
+}
+
 /// The auto flush applies only when the mode includes the handshake's side
 /// (`(mode & SSL_SESS_CACHE_SERVER) == SSL_SESS_CACHE_SERVER` in
 /// ssl_update_cache).
