@@ -238,7 +238,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn newest_first_and_touch_moves_up() {
         let mut l = Lru::new();
