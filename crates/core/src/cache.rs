@@ -132,6 +132,7 @@ where
             config: Config {
                 weigher: builder.weigher,
                 listener: builder.listener,
+                collect_every: builder.collect_every.get(),
             },
             max_weight,
             pooled: AtomicU64::new(pooled(builder.capacity, shards)),

@@ -65,7 +65,7 @@ mod sync;
 mod threads;
 mod wheel;
 
-pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, MAX_SHARDS};
+pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, DEFAULT_COLLECT_EVERY, MAX_SHARDS};
 pub use cache::{Cache, POOLED_PER_SHARD};
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use error::BuildError;

@@ -32,6 +32,9 @@ pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 pub(crate) struct Config<K, V> {
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) listener: Option<Listener<K, V>>,
+    /// Retirements a shard's writers let gather before a writer collects
+    /// (see `CacheBuilder::collect_every`).
+    pub(crate) collect_every: u32,
 }
 
 impl<K, V> Config<K, V> {
@@ -193,16 +196,6 @@ struct State<K, V> {
 // nodes, by their deferred reclamation alone); with `K` and `V` Send + Sync,
 // so is the state that owns them.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for State<K, V> {}
-
-/// Retirements (nodes retired and values replaced) a shard's writers let
-/// gather before the next writer collects garbage itself. Without it,
-/// readers' pins run the frees of what writers retired (crossbeam-epoch
-/// collects on every 128th pin), and that sets the lookups' p99.9. Each
-/// collection seals the thread's bag of deferred calls, a 2 KB copy, so
-/// collecting less often makes writes cheaper and leaves more to free at
-/// once. Every 16th keeps `tests/collection.rs`' bound (half of 96
-/// retirements freed by the writers themselves).
-const FLUSH_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 
 /// One write in progress: the lock, the guard and the pending notifications.
 struct Write<'s, 'g, K, V> {
@@ -514,7 +507,7 @@ where
             w.evict();
             w.st.capacity = capacity;
         }
-        heard.pending.extend(w.settle());
+        heard.pending.extend(w.settle(config));
         evicted
     }
 
@@ -879,7 +872,7 @@ where
 
     /// Releases the lock, then tells the listener what left.
     fn finish(self, config: &Config<K, V>) {
-        let pending = self.settle();
+        let pending = self.settle(config);
         // SAFETY: each node was retired (or had its value replaced) under
         // the write's guard, which the caller still holds pinned.
         unsafe { notify(config, pending) }
@@ -887,7 +880,7 @@ where
 
     /// `finish` up to the listener's calls, which it returns: releases the
     /// lock, hands what this write retired to the collector and collects.
-    fn settle(self) -> Pending<K, V> {
+    fn settle(self, config: &Config<K, V>) -> Pending<K, V> {
         let Write {
             mut st,
             pending,
@@ -897,7 +890,7 @@ where
         } = self;
         let retired = st.arena.retiring() as u32;
         let unflushed = st.unflushed.saturating_add(retired);
-        let flush = flush || unflushed >= FLUSH_EVERY;
+        let flush = flush || unflushed >= config.collect_every;
         st.unflushed = if flush { 0 } else { unflushed };
         let handed = st.arena.hand_over();
         drop(st);

@@ -1,17 +1,26 @@
 //! Writers free what they replace and evict themselves: a workload of
 //! nothing but stores must not leave its old values piling up until some
-//! reader's pin collects them. (Alone in its test binary, so no other
-//! test's pins hold the epoch back.)
+//! reader's pin collects them. (Alone in its test binary, and one test at
+//! a time, so no other test's pins hold the epoch back.)
 
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use common::Counted;
 use tlscache_core::{Arc, Cache};
 
+/// Held by each test: another test's pinned thread would hold the epoch,
+/// and so the frees counted here, back.
+fn alone() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn replaced_values_are_freed_by_the_writers_that_replace_them() {
+    let _alone = alone();
     const STORES: u64 = 96;
     let drops = std::sync::Arc::new(AtomicU64::new(0));
     let cache: Cache<u32, Counted> = Cache::builder().capacity(16).shards(1).build().unwrap();
@@ -35,6 +44,7 @@ fn replaced_values_are_freed_by_the_writers_that_replace_them() {
 
 #[test]
 fn evicted_values_are_freed_by_the_writers_that_evict_them() {
+    let _alone = alone();
     const CAPACITY: u32 = 16;
     const STORES: u32 = 112;
     let drops = std::sync::Arc::new(AtomicU64::new(0));
@@ -61,4 +71,28 @@ fn evicted_values_are_freed_by_the_writers_that_evict_them() {
         at_drop >= u64::from(CAPACITY),
         "{at_drop} dropped with the cache"
     );
+}
+
+#[test]
+fn a_smaller_collect_every_frees_sooner() {
+    let _alone = alone();
+    const STORES: u64 = 8;
+    let freed_after = |every: u32| {
+        let drops = std::sync::Arc::new(AtomicU64::new(0));
+        let cache: Cache<u32, Counted> = Cache::builder()
+            .capacity(16)
+            .shards(1)
+            .collect_every(std::num::NonZeroU32::new(every).unwrap())
+            .build()
+            .unwrap();
+        for _ in 0..STORES {
+            cache.insert(1, Arc::new(Counted(drops.clone())));
+        }
+        drops.load(Ordering::SeqCst)
+    };
+    // Seven values replaced: collecting after each, the writer frees all
+    // but the last two or so (the epoch must move past each); at the
+    // default of 16, it has not collected yet.
+    assert!(freed_after(1) >= STORES / 2, "{}", freed_after(1));
+    assert_eq!(freed_after(16), 0);
 }

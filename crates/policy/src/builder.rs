@@ -1,6 +1,7 @@
 //! Building a session cache: the builder validates the settings and
 //! assembles the engine, the counters and the external store.
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,15 @@ use crate::external::{on_removal, External, ExternalStore};
 use crate::mode::CacheMode;
 use crate::session::{Session, SessionError, SessionId, SidCtx};
 use crate::stats::Counters;
+
+/// Retirements the engine's shards let gather before a writer collects:
+/// fewer than the engine's default, because a session is costly to drop
+/// (its state zeroized, two allocations freed), so a collection of 16 put
+/// about 12 µs on one write in sixty under TLS 1.3 ticket traffic.
+/// `cargo run --release -p tlscache-benches --bin latency -- --tickets
+/// tlscache-policy`, one thread: write p99 8.9–10.8 µs at 16, 4.1–4.5 µs
+/// at 4, for about 5% more instructions per operation.
+const COLLECT_EVERY: NonZeroU32 = NonZeroU32::new(4).expect("four is not zero");
 
 /// A setting no session cache can be built or run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,6 +165,7 @@ impl SessionCacheBuilder {
         let listener_external = external.clone();
         let mut sessions = Cache::builder()
             .expiry(Expiry::OnFlush)
+            .collect_every(COLLECT_EVERY)
             .clock(clock.clone())
             .removal_listener(move |_id: &SessionId, session: &Arc<Session>, cause| {
                 on_removal(
