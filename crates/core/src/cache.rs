@@ -73,7 +73,8 @@ pub struct Cache<K, V, S = RandomState> {
     trimming: Mutex<()>,
     /// Under `Expiry::OnFlush`, the time of the last lazy flush (see
     /// [`Cache::flush_expired_lazily_at`]) in clock nanoseconds, 0 for
-    /// none: reads and writes judge expiry at it.
+    /// none: a shard that has not swept to it yet hides from reads what is
+    /// due by it, and sweeps at its next write.
     flushed: AtomicU64,
     /// The lazy flush time up to which [`Cache::len`] has swept every
     /// shard.
@@ -557,9 +558,6 @@ where
 
     /// Sweeps every shard up to the last lazy flush, once per flush.
     fn settle(&self) {
-        if self.eager {
-            return;
-        }
         let Some(at) = self.flushed_at() else {
             return;
         };

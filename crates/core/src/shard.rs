@@ -214,10 +214,10 @@ pub(crate) struct Shard<K, V> {
     table: Atomic<Table>,
     /// The arena's nodes, where readers find the slots the index names.
     nodes: Arc<Nodes<K, V>>,
-    /// The latest time this shard has swept everything due at (0: none),
-    /// beside the table pointer every read loads: it changes only when a
-    /// flush sweeps. Under a lazy flush to a later time, readers treat
-    /// entries due by then as gone until the shard catches up.
+    /// The time of the last lazy flush this shard has caught up with (0:
+    /// none), beside the table pointer every read loads: it changes only
+    /// when the shard catches up. Under a lazy flush to a later time,
+    /// readers treat entries due by then as gone until it does.
     swept: AtomicU64,
     /// `State::clock` as of the last insert: readers stamp their accesses
     /// after it (see `access`). On its own line, which only inserts write.
