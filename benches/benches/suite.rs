@@ -358,6 +358,7 @@ fn policy_overhead(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("policy/{name}/100k"));
         for kind in [
             EngineKind::Tlscache,
+            EngineKind::TlscacheCopy,
             EngineKind::Policy,
             EngineKind::Openssl,
         ] {

@@ -27,6 +27,7 @@ pub fn label(kind: EngineKind) -> &'static str {
     match kind {
         EngineKind::Tlscache => "tlscache",
         EngineKind::Policy => "tlscache-policy",
+        EngineKind::TlscacheCopy => "tlscache-copy",
         EngineKind::QuickCache => "quick_cache",
         EngineKind::Moka => "moka",
         EngineKind::MutexLru => "mutex_lru",

@@ -299,6 +299,46 @@ where
         self.insert_at(key, value, deadline, self.expiry_now(), true, decide)
     }
 
+    /// [`insert_if_until`](Self::insert_if_until) without handing back the
+    /// value it replaced, as [`put`](Self::put) is to
+    /// [`insert`](Self::insert): `Ok(())` if stored, `Err(value)` if
+    /// `decide` declined. A replaced value is often long untouched, so the
+    /// count `insert_if_until` takes on it is a cache miss under the
+    /// shard's lock; this takes none. The removal listener still hears of
+    /// it, as `Replaced`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tlscache_core::{Arc, Cache};
+    ///
+    /// let cache: Cache<u32, &str> = Cache::new(100)?;
+    /// // OpenSSL's add: the same object again is declined and handed
+    /// // back; another one replaces it.
+    /// let add = |value: Arc<&'static str>| {
+    ///     let same = Arc::clone(&value);
+    ///     cache.put_if_until(1, value, Duration::MAX, |old| {
+    ///         !old.is_some_and(|old| Arc::ptr_eq(old, &same))
+    ///     })
+    /// };
+    /// let first = Arc::new("first");
+    /// assert!(add(Arc::clone(&first)).is_ok());
+    /// assert!(add(Arc::clone(&first)).is_err());
+    /// assert!(add(Arc::new("second")).is_ok());
+    /// assert_eq!(cache.get(&1).as_deref(), Some(&"second"));
+    /// # Ok::<(), tlscache_core::BuildError>(())
+    /// ```
+    pub fn put_if_until(
+        &self,
+        key: K,
+        value: Arc<V>,
+        deadline: Duration,
+        decide: impl FnOnce(Option<&Arc<V>>) -> bool,
+    ) -> Result<(), Arc<V>> {
+        let deadline = duration_to_nanos(deadline);
+        self.insert_at(key, value, deadline, self.expiry_now(), false, decide)
+            .map(|_| ())
+    }
+
     /// `replaced` says whether the caller wants the replaced value back
     /// (else `Ok` holds `None`, and no count is taken on it).
     fn insert_inner(

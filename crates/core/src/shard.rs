@@ -120,9 +120,12 @@ impl<K, V> std::ops::Deref for Found<'_, K, V> {
 
 /// Removed entries whose listener calls wait for the lock to be released:
 /// the node (for its key) and, for a value replaced in place, that value
-/// (the node holds the new one). The pointers stay valid while the
-/// write's guard is pinned: a node is retired (if at all, even one just
-/// replaced in place and then evicted) under that guard.
+/// itself (the node holds the new one), moved here rather than counted
+/// again: a replaced value is often cold, and a second count would be a
+/// miss on it under the lock for a listener that may not even look. The
+/// node pointers stay valid while the write's guard is pinned: a node is
+/// retired (if at all, even one just replaced in place and then evicted)
+/// under that guard.
 type Pending<K, V> = SmallVec<[(*const Node<K, V>, Option<Arc<V>>, RemovalCause); 4]>;
 
 /// Listener calls gathered under `guard` to be made later, once the
@@ -133,7 +136,10 @@ pub(crate) struct Heard<'g, K, V> {
     guard: &'g Guard,
 }
 
-impl<'g, K, V> Heard<'g, K, V> {
+impl<'g, K, V> Heard<'g, K, V>
+where
+    V: Send + Sync + 'static,
+{
     pub(crate) fn new(guard: &'g Guard) -> Self {
         Self {
             pending: Pending::new(),
@@ -145,23 +151,32 @@ impl<'g, K, V> Heard<'g, K, V> {
     pub(crate) fn tell(self, config: &Config<K, V>) {
         // SAFETY: every node was retired, or had its value replaced, under
         // `self.guard`, which is still pinned (borrowed for `'g`).
-        unsafe { notify(config, self.pending) }
+        unsafe { notify(config, self.pending, self.guard) }
     }
 }
 
-/// Calls the listener for each removal in `pending`.
+/// Calls the listener for each removal in `pending`, then hands each
+/// replaced value to the collector under `guard`: a reader pinned before
+/// the replacement may still be about to take a count on it.
 ///
 /// # Safety
 ///
-/// The guard under which each node was retired, or had its value
-/// replaced, is still pinned, so no node has been freed.
-unsafe fn notify<K, V>(config: &Config<K, V>, pending: Pending<K, V>) {
+/// `guard` is the guard under which each node was retired, or had its
+/// value replaced, and is still pinned, so no node has been freed.
+unsafe fn notify<K, V>(config: &Config<K, V>, pending: Pending<K, V>, guard: &Guard)
+where
+    V: Send + Sync + 'static,
+{
+    // Only a write with a listener gathers anything.
     if let Some(listener) = &config.listener {
         for (node, replaced, cause) in pending {
             // SAFETY: the caller's guarantee: the node is not freed yet.
             let node = unsafe { &*node };
             match replaced {
-                Some(value) => listener(&node.key, &value, cause),
+                Some(value) => {
+                    listener(&node.key, &value, cause);
+                    guard.defer(move || drop(value));
+                }
                 None => node.with_value(|value| listener(&node.key, value, cause)),
             }
         }
@@ -687,13 +702,15 @@ where
         self.set_weight(old.slot, weight);
         bump(&self.shard.cold.inserts, 1);
         if self.listening {
-            self.pending.push((
-                old.node,
-                Some(Arc::clone(&previous)),
-                RemovalCause::Replaced,
-            ));
+            // Handed to the collector by `notify`, after the listener's
+            // call (and so after this write's collection, if it makes
+            // one): counted towards the next.
+            self.st.unflushed = self.st.unflushed.saturating_add(1);
+            self.pending
+                .push((old.node, Some(previous), RemovalCause::Replaced));
+        } else {
+            self.st.arena.retire_value(previous);
         }
-        self.st.arena.retire_value(previous);
     }
 
     /// Records the weight of the entry in `slot`, counted in `len`
@@ -872,10 +889,13 @@ where
 
     /// Releases the lock, then tells the listener what left.
     fn finish(self, config: &Config<K, V>) {
+        let (guard, listening) = (self.guard, self.listening);
         let pending = self.settle(config);
-        // SAFETY: each node was retired (or had its value replaced) under
-        // the write's guard, which the caller still holds pinned.
-        unsafe { notify(config, pending) }
+        if listening {
+            // SAFETY: each node was retired (or had its value replaced)
+            // under the write's guard, which the caller still holds pinned.
+            unsafe { notify(config, pending, guard) }
+        }
     }
 
     /// `finish` up to the listener's calls, which it returns: releases the

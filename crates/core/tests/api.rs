@@ -750,6 +750,49 @@ fn a_lazy_flush_under_eager_expiry_sweeps_at_once() {
 }
 
 #[test]
+fn put_if_until_stores_declines_and_reports_without_handing_back() {
+    let (c, clock, log) = logged(10);
+    clock.set(Duration::from_secs(100));
+    let at = Duration::from_secs(150);
+    let first = Arc::new(10);
+    let same = |old: Option<&Arc<u32>>| old.is_some_and(|o| Arc::ptr_eq(o, &first));
+    assert_eq!(
+        c.put_if_until(1, first.clone(), at, |old| !same(old)),
+        Ok(())
+    );
+    // Declined: handed back, nothing changes, the listener hears nothing.
+    match c.put_if_until(1, first.clone(), at, |old| !same(old)) {
+        Err(back) => assert!(Arc::ptr_eq(&back, &first)),
+        Ok(()) => panic!("stored the same object again"),
+    }
+    assert!(taken(&log).is_empty());
+    // Replaced: the listener hears of the old value, which the caller
+    // holds the only other count on once the collector has run.
+    let second = Arc::new(11);
+    let fresh = |old: Option<&Arc<u32>>| !old.is_some_and(|o| Arc::ptr_eq(o, &second));
+    assert_eq!(c.put_if_until(1, second.clone(), at, fresh), Ok(()));
+    assert_eq!(taken(&log), vec![(1, 10, RemovalCause::Replaced)]);
+    assert_eq!(c.get(&1).as_deref(), Some(&11));
+    assert_eq!(c.stats().inserts, 2);
+    // The exact deadline, as for `insert_if_until`.
+    c.flush_expired_at(at - Duration::from_nanos(1));
+    assert_eq!(c.get(&1).as_deref(), Some(&11));
+    c.flush_expired_at(at);
+    assert_eq!(c.get(&1), None);
+    // Other tests' pins may hold the epoch back for a while.
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&first) > 1 && std::time::Instant::now() < give_up {
+        crossbeam_epoch::pin().flush();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert_eq!(
+        Arc::strong_count(&first),
+        1,
+        "the replaced count is dropped"
+    );
+}
+
+#[test]
 fn insert_if_until_sets_the_exact_deadline() {
     let (c, clock, log) = logged(10);
     clock.set(Duration::from_secs(100));

@@ -38,6 +38,12 @@ pub enum EngineKind {
     Tlscache,
     /// tlscache-policy: the full OpenSSL contract on the core.
     Policy,
+    /// tlscache-core holding a copy of the state per session, as a TLS
+    /// stack's session objects are held: the per-session costs the policy
+    /// layer pays (an allocation and a copy per store, a value of its own
+    /// to count and to free per session), without the layer. The
+    /// baseline that tells the layer's own cost from those.
+    TlscacheCopy,
     /// quick_cache's concurrent cache.
     QuickCache,
     /// moka's concurrent cache.
@@ -54,9 +60,10 @@ pub enum EngineKind {
 
 impl EngineKind {
     /// Every engine, tlscache first (the others are compared with it).
-    pub const ALL: [EngineKind; 7] = [
+    pub const ALL: [EngineKind; 8] = [
         EngineKind::Tlscache,
         EngineKind::Policy,
+        EngineKind::TlscacheCopy,
         EngineKind::QuickCache,
         EngineKind::Moka,
         EngineKind::MutexLru,
@@ -65,11 +72,12 @@ impl EngineKind {
     ];
 
     /// The engine's name on a command line: `tlscache`, `policy`,
-    /// `quick-cache`, `moka`, `mutex-lru`, `rustls`, `openssl`.
+    /// `tlscache-copy`, `quick-cache`, `moka`, `mutex-lru`, `rustls`, `openssl`.
     pub fn label(self) -> &'static str {
         match self {
             EngineKind::Tlscache => "tlscache",
             EngineKind::Policy => "policy",
+            EngineKind::TlscacheCopy => "tlscache-copy",
             EngineKind::QuickCache => "quick-cache",
             EngineKind::Moka => "moka",
             EngineKind::MutexLru => "mutex-lru",
@@ -81,12 +89,8 @@ impl EngineKind {
     /// An engine of this kind holding at most `capacity` sessions.
     pub fn build(self, capacity: usize, timeout: Duration) -> Result<Box<dyn Engine>, String> {
         Ok(match self {
-            EngineKind::Tlscache => Box::new(Core(
-                tlscache_core::Cache::builder()
-                    .capacity(capacity)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )),
+            EngineKind::Tlscache => Box::new(Core::<false>(core_cache(capacity)?)),
+            EngineKind::TlscacheCopy => Box::new(Core::<true>(core_cache(capacity)?)),
             EngineKind::Policy => Box::new(Policy(
                 SessionCache::builder()
                     .mode(CacheMode::SERVER)
@@ -121,11 +125,24 @@ impl EngineKind {
     }
 }
 
-struct Core(tlscache_core::Cache<SessionId, Vec<u8>>);
+fn core_cache(capacity: usize) -> Result<tlscache_core::Cache<SessionId, Vec<u8>>, String> {
+    tlscache_core::Cache::builder()
+        .capacity(capacity)
+        .build()
+        .map_err(|e| e.to_string())
+}
 
-impl Engine for Core {
+/// tlscache-core; with `COPY`, holding a copy of the state per session
+/// (`tlscache-copy`) rather than the caller's shared handle.
+struct Core<const COPY: bool>(tlscache_core::Cache<SessionId, Vec<u8>>);
+
+impl<const COPY: bool> Engine for Core<COPY> {
     fn name(&self) -> &'static str {
-        "tlscache"
+        if COPY {
+            "tlscache-copy"
+        } else {
+            "tlscache"
+        }
     }
     fn lookup(&self, id: &SessionId) -> bool {
         self.0.get(id).is_some()
@@ -134,7 +151,12 @@ impl Engine for Core {
         self.0.take(id).is_some()
     }
     fn store(&self, id: SessionId, state: &State, timeout: Duration) {
-        self.0.put_with_ttl(id, Arc::clone(state), timeout);
+        let value = if COPY {
+            Arc::new(state.to_vec())
+        } else {
+            Arc::clone(state)
+        };
+        self.0.put_with_ttl(id, value, timeout);
     }
     fn sessions(&self) -> Option<u64> {
         Some(self.0.len())

@@ -176,7 +176,7 @@ impl SessionCache {
         if mode.contains(CacheMode::UPDATE_TIME) {
             session.set_time(self.clock.secs());
             let mut identical = false;
-            let stored = self.sessions.insert_if_until(
+            let stored = self.sessions.put_if_until(
                 *session.id(),
                 Arc::clone(session),
                 flush_deadline(session),
@@ -190,7 +190,7 @@ impl SessionCache {
         let fresh =
             |current: Option<&Arc<Session>>| !current.is_some_and(|c| Arc::ptr_eq(c, session));
         self.sessions
-            .insert_if_until(
+            .put_if_until(
                 *session.id(),
                 Arc::clone(session),
                 flush_deadline(session),

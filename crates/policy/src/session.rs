@@ -31,12 +31,31 @@ pub enum SessionError {
     ContextTooLong(usize),
 }
 
-/// Up to 32 bytes inline, zero-padded so that derived equality and hashing
-/// see only the meaningful bytes and the length.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Up to 32 bytes inline, zero-padded, so that comparing and hashing the
+/// whole array (fixed-size, branch-free) sees only the meaningful bytes
+/// and the length.
+#[derive(Clone, Copy, Default)]
 struct Short {
     len: u8,
     bytes: [u8; 32],
+}
+
+impl PartialEq for Short {
+    fn eq(&self, other: &Self) -> bool {
+        // Empty ones are not read past their length: comparing a session's
+        // empty session-id context touches one byte of it, not 33.
+        self.len == other.len && (self.len == 0 || self.bytes == other.bytes)
+    }
+}
+
+impl Eq for Short {}
+
+impl std::hash::Hash for Short {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Equal values are equal here too: the padding is zero.
+        self.len.hash(state);
+        self.bytes.hash(state);
+    }
 }
 
 impl Short {
@@ -163,20 +182,25 @@ impl fmt::Debug for PeerKey {
 /// [`remove_session`](crate::SessionCache::remove_session) and the cache's
 /// flushes and evictions clear. The resumption state is zeroized when the
 /// last holder drops the session.
+// In this order: what a lookup's checks read (time, timeout, the flag,
+// the version, the context's length and, when it has one, its bytes) comes
+// first, right after the reference count the lookup takes, so that those
+// checks rarely miss on a cache line of their own.
+#[repr(C)]
 pub struct Session {
-    id: SessionId,
-    sid_ctx: SidCtx,
-    version: ProtocolVersion,
     /// Seconds since the epoch; moved forward by an add under
     /// [`CacheMode::UPDATE_TIME`](crate::CacheMode::UPDATE_TIME).
     time: AtomicU64,
     timeout: u64,
-    /// Exactly as long as the state (no spare capacity), zeroized on drop.
-    state: Zeroizing<Box<[u8]>>,
+    not_resumable: AtomicBool,
+    version: ProtocolVersion,
+    sid_ctx: SidCtx,
+    id: SessionId,
     /// What most sessions lack (a client session's peer, application
     /// data), boxed so that a server session does not carry the room.
     extras: Option<Box<Extras>>,
-    not_resumable: AtomicBool,
+    /// Exactly as long as the state (no spare capacity), zeroized on drop.
+    state: Zeroizing<Box<[u8]>>,
 }
 
 /// A session's rarely present parts.
