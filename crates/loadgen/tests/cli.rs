@@ -37,6 +37,7 @@ fn a_short_run_prints_every_engine_side_by_side() {
     for engine in [
         "tlscache",
         "tlscache-policy",
+        "tlscache-copy",
         "quick_cache",
         "moka",
         "Mutex<LruCache>",
@@ -57,7 +58,7 @@ fn a_short_run_prints_every_engine_side_by_side() {
     let outcomes = report["runs"][0]["outcomes"].as_array().unwrap();
     assert_eq!(
         outcomes.len(),
-        7,
+        8,
         "every engine, OpenSSL's own cache included"
     );
     for o in outcomes {
