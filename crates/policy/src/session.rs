@@ -200,7 +200,7 @@ pub struct Session {
     /// data), boxed so that a server session does not carry the room.
     extras: Option<Box<Extras>>,
     /// Exactly as long as the state (no spare capacity), zeroized on drop.
-    state: Zeroizing<Box<[u8]>>,
+    state: Secret,
 }
 
 /// A session's rarely present parts.
@@ -391,7 +391,7 @@ impl SessionBuilder {
             version: self.version,
             time: AtomicU64::new(self.time.unwrap_or_else(unix_now)),
             timeout: self.timeout,
-            state: Zeroizing::new(into_exact(self.state)),
+            state: Secret(into_exact(self.state)),
             extras: (self.peer.is_some() || self.ex_data.is_some()).then(|| {
                 Box::new(Extras {
                     peer: self.peer,
@@ -415,9 +415,76 @@ fn into_exact(mut state: Zeroizing<Vec<u8>>) -> Box<[u8]> {
     }
 }
 
+/// A session's state: zeroized when dropped, a word at a time.
+///
+/// `zeroize` writes a byte slice one volatile byte at a time: 256 stores
+/// for a 256-byte state, and most of the cost of dropping a session
+/// (`perf annotate` of `drop_in_place<Session>`). Eight-byte stores do the
+/// same work in an eighth of the stores, and are just as volatile, so the
+/// compiler keeps them though the memory is freed right after.
+struct Secret(Box<[u8]>);
+
+impl std::ops::Deref for Secret {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+/// Overwrites `bytes` with zeros through volatile stores: eight bytes at a
+/// time where aligned, single bytes at the ends.
+fn wipe(bytes: &mut [u8]) {
+    // SAFETY: any eight bytes are a valid `u64`, and `align_to_mut` hands
+    // out only aligned, in-bounds, non-overlapping parts of `bytes`.
+    let (head, words, tail) = unsafe { bytes.align_to_mut::<u64>() };
+    for byte in head.iter_mut().chain(tail.iter_mut()) {
+        // SAFETY: a valid, aligned, exclusive reference.
+        unsafe { std::ptr::write_volatile(byte, 0) };
+    }
+    for word in words {
+        // SAFETY: as above.
+        unsafe { std::ptr::write_volatile(word, 0) };
+    }
+    // As `zeroize` does: no later access is moved before the wipe.
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
+
 /// Seconds since the Unix epoch by the system clock (zero before it).
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wipe_zeroes_every_byte_whatever_the_length_and_alignment() {
+        let mut buffer = [0xA5u8; 96];
+        for start in 0..8 {
+            for len in 0..=80 {
+                buffer.fill(0xA5);
+                wipe(&mut buffer[start..start + len]);
+                assert!(buffer[start..start + len].iter().all(|&b| b == 0));
+                // Nothing around the slice is touched.
+                assert!(buffer[..start].iter().all(|&b| b == 0xA5));
+                assert!(buffer[start + len..].iter().all(|&b| b == 0xA5));
+            }
+        }
+    }
+
+    #[test]
+    fn a_session_keeps_its_state_until_dropped() {
+        let session = Session::builder(b"id", vec![7u8; 300]).build().unwrap();
+        assert_eq!(session.state(), &[7u8; 300][..]);
+    }
 }
