@@ -2,6 +2,7 @@
 //! assembles the engine, the counters and the external store.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -187,8 +188,8 @@ impl SessionCacheBuilder {
         Ok(SessionCache {
             sessions,
             client,
+            mode: AtomicU64::new(self.mode.bits()),
             config: ArcSwap::from_pointee(Config {
-                mode: self.mode,
                 cache_size: self.cache_size,
                 timeout: self.timeout,
                 sid_ctx,

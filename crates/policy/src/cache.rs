@@ -1,5 +1,6 @@
 //! The session cache OpenSSL keeps per `SSL_CTX`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,6 +123,11 @@ pub struct SessionCache {
     pub(crate) sessions: Cache<SessionId, Session>,
     pub(crate) client: ClientStore,
     pub(crate) config: ArcSwap<Config>,
+    /// The mode's bits, apart from the rest of the configuration: every
+    /// lookup and store reads the mode, and only the mode, so an atomic
+    /// load serves them where an `ArcSwap` load costs a thread-local slot
+    /// taken and given back.
+    pub(crate) mode: AtomicU64,
     /// Serializes setters, so the engine's bound and the configured size
     /// change together. Readers never take it.
     pub(crate) setters: Mutex<()>,
@@ -167,7 +173,7 @@ impl SessionCache {
     /// runs from this add; the identical object is then refreshed in place
     /// (its new deadline, and most recently used) and `false` returned.
     pub fn add_session(&self, session: &Arc<Session>) -> bool {
-        self.add_in(self.config.load().mode, session)
+        self.add_in(self.mode(), session)
     }
 
     /// [`add_session`](Self::add_session) under `mode`, read once by the
@@ -263,7 +269,7 @@ impl SessionCache {
     pub fn lookup(&self, id: &[u8], sid_ctx: &[u8]) -> Option<Arc<Session>> {
         let id = SessionId::new(id).ok()?;
         let sid_ctx = SidCtx::new(sid_ctx).ok()?;
-        let mode = self.config.load().mode;
+        let mode = self.mode();
         let mut found = None;
         if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
             found = self.sessions.get(&id);
@@ -339,7 +345,7 @@ impl SessionCache {
     ) -> Option<Arc<Session>> {
         let id = SessionId::new(id).ok()?;
         let sid_ctx = SidCtx::new(sid_ctx).ok()?;
-        let mode = self.config.load().mode;
+        let mode = self.mode();
         let want = Wanted {
             sid_ctx: &sid_ctx,
             version,
@@ -450,8 +456,8 @@ impl SessionCache {
     /// on every 256th handshake, in O(1) here, the O(expired) sweep spread
     /// over the shards' next writes (see the crate docs).
     pub fn handshake_finished(&self, side: Side, outcome: Handshake<'_>) {
-        // One configuration read serves the store and the flush.
-        let mode = self.config.load().mode;
+        // One read of the mode serves the store and the flush.
+        let mode = self.mode();
         match outcome {
             Handshake::New(session) => self.store_new(mode, side, session),
             Handshake::Full => {}
@@ -485,7 +491,7 @@ impl SessionCache {
     /// [peer](Session::peer) goes to that peer's list), then hands it to
     /// the external store's `new_session`.
     pub fn new_session(&self, side: Side, session: &Arc<Session>) {
-        self.store_new(self.config.load().mode, side, session);
+        self.store_new(self.mode(), side, session);
     }
 
     /// [`new_session`](Self::new_session) under `mode`.
@@ -546,6 +552,7 @@ impl SessionCache {
 impl std::fmt::Debug for SessionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionCache")
+            .field("mode", &self.mode())
             .field("config", &**self.config.load())
             .field("sessions", &self.sessions.len())
             .field("external", &self.external.is_some())

@@ -2,6 +2,7 @@
 //! operation reads (swapped whole when a setter changes it), the engine
 //! bound a cache size means, and the setters.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -23,10 +24,10 @@ pub const DEFAULT_TIMEOUT: u64 = 60 * 60 * 2;
 /// resumption saves.
 pub const DEFAULT_EXTERNAL_BUDGET: Duration = Duration::from_millis(50);
 
-/// The settings read on every operation, swapped whole when one changes.
+/// The settings new sessions take and the setters change, swapped whole
+/// when one changes (the mode is kept apart: see `SessionCache::mode`).
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub(crate) mode: CacheMode,
     pub(crate) cache_size: u64,
     pub(crate) timeout: u64,
     pub(crate) sid_ctx: SidCtx,
@@ -49,13 +50,17 @@ pub(crate) fn capacity_for(size: u64) -> Option<usize> {
 impl SessionCache {
     /// `SSL_CTX_get_session_cache_mode`: the mode, every bit as set.
     pub fn mode(&self) -> CacheMode {
-        self.config.load().mode
+        // Relaxed: the mode is a value of its own; whatever orders a
+        // `set_mode` before an operation orders this load after it too.
+        CacheMode::from_bits(self.mode.load(Ordering::Relaxed))
     }
 
     /// `SSL_CTX_set_session_cache_mode`: sets the mode and returns the
     /// previous one. Takes effect for operations that start afterwards.
     pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
-        self.update(|c| std::mem::replace(&mut c.mode, mode))
+        let _setting = self.setters.lock().unwrap_or_else(PoisonError::into_inner);
+        // Relaxed: see `mode`.
+        CacheMode::from_bits(self.mode.swap(mode.bits(), Ordering::Relaxed))
     }
 
     /// `SSL_CTX_sess_get_cache_size`.
