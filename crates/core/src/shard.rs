@@ -703,8 +703,8 @@ where
         bump(&self.shard.cold.inserts, 1);
         if self.listening {
             // Handed to the collector by `notify`, after the listener's
-            // call (and so after this write's collection, if it makes
-            // one): counted towards the next.
+            // call: counted with this write's retirements, though if this
+            // write collects, the value waits for the next collection.
             self.st.unflushed = self.st.unflushed.saturating_add(1);
             self.pending
                 .push((old.node, Some(previous), RemovalCause::Replaced));
