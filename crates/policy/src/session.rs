@@ -61,7 +61,14 @@ impl std::hash::Hash for Short {
 impl Short {
     fn new(from: &[u8]) -> Option<Self> {
         let mut bytes = [0; 32];
-        bytes.get_mut(..from.len())?.copy_from_slice(from);
+        // The common lengths without a `memcpy` call: a full 32 bytes (most
+        // ids) is two 16-byte moves, and none (most contexts) copies
+        // nothing. Every lookup builds two of these.
+        match <[u8; 32]>::try_from(from) {
+            Ok(full) => bytes = full,
+            Err(_) if from.is_empty() => {}
+            Err(_) => bytes.get_mut(..from.len())?.copy_from_slice(from),
+        }
         Some(Self {
             len: from.len() as u8,
             bytes,
