@@ -6,7 +6,8 @@
 //! (or `tlscache-policy`, `quick_cache`, `moka`, `mutex_lru`, `rustls`).
 //! Keys are 32 bytes; every entry shares one 64-byte state (engines that
 //! copy states, as tlscache-policy and rustls do, pay for the copies), so
-//! the figure is the engine's own overhead plus the key.
+//! the figure is the engine's own overhead plus the key. A second argument
+//! sets the state's length: `mem tlscache-policy 48`.
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ const ENTRIES: usize = 1_000_000;
 
 fn usage() -> String {
     let names: Vec<_> = EngineKind::ALL.iter().map(|k| label(*k)).collect();
-    format!("usage: mem <{}>", names.join("|"))
+    format!("usage: mem <{}> [STATE_BYTES]", names.join("|"))
 }
 
 fn main() -> ExitCode {
@@ -29,7 +30,15 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let keys = keys(ENTRIES, 7);
-    let state = state(64);
+    let bytes = match std::env::args().nth(2).map(|a| a.parse::<usize>()) {
+        None => 64,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("STATE_BYTES: {e}\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    let state = state(bytes);
     let before = match rss_bytes() {
         Ok(b) => b,
         Err(e) => {

@@ -25,7 +25,7 @@
 use std::alloc::{self, Layout};
 use std::ptr;
 
-use crate::entry::Node;
+use crate::entry::{Node, Thin};
 use crate::lru::ListStamps;
 use crate::sync::epoch::Guard;
 use smallvec::SmallVec;
@@ -51,7 +51,7 @@ const LINE: usize = 64;
 /// Segment 0 holds slots `0..2^shift`; segment `k >= 1` holds the
 /// `2^(shift + k - 1)` slots after those, so the total doubles with each
 /// segment and a slot's segment is its bit length past `shift`.
-pub(crate) struct Nodes<K, V> {
+pub(crate) struct Nodes<K, V: ?Sized + Thin> {
     /// Each segment's base, null until allocated. Written under the shard
     /// lock before any node of the segment is published; readers load a
     /// base only after an index entry's `Acquire`, which orders it.
@@ -66,11 +66,11 @@ pub(crate) struct Nodes<K, V> {
 // nodes in them are read and written under the protocol described on
 // `Arena` (shard lock, epoch-protected reads, or sole ownership after the
 // epoch), and hold `K` and `V`, which are `Send + Sync`.
-unsafe impl<K: Send + Sync, V: Send + Sync> Send for Nodes<K, V> {}
+unsafe impl<K: Send + Sync, V: ?Sized + Thin + Send + Sync> Send for Nodes<K, V> {}
 // SAFETY: as for `Send`; shared access is through atomics.
-unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Nodes<K, V> {}
+unsafe impl<K: Send + Sync, V: ?Sized + Thin + Send + Sync> Sync for Nodes<K, V> {}
 
-impl<K, V> Nodes<K, V> {
+impl<K, V: ?Sized + Thin> Nodes<K, V> {
     /// Segment `k`'s slot count.
     fn segment_len(&self, k: usize) -> usize {
         1usize << (self.shift as usize + k.saturating_sub(1))
@@ -180,7 +180,7 @@ impl<K, V> Nodes<K, V> {
     }
 }
 
-impl<K, V> Drop for Nodes<K, V> {
+impl<K, V: ?Sized + Thin> Drop for Nodes<K, V> {
     fn drop(&mut self) {
         for k in 0..SEGMENTS {
             let base = self.segments[k].load(Ordering::Relaxed);
@@ -197,7 +197,7 @@ impl<K, V> Drop for Nodes<K, V> {
 
 /// Node slots for one shard. Owned by the shard's writer state: every
 /// method but the deferred reclamation runs under the shard lock.
-pub(crate) struct Arena<K, V> {
+pub(crate) struct Arena<K, V: ?Sized + Thin> {
     nodes: Arc<Nodes<K, V>>,
     /// Segments allocated so far.
     segments: usize,
@@ -215,7 +215,7 @@ pub(crate) struct Arena<K, V> {
     replaced: SmallVec<[Arc<V>; 2]>,
 }
 
-impl<K, V> Arena<K, V> {
+impl<K, V: ?Sized + Thin> Arena<K, V> {
     /// An empty arena for a shard holding up to `capacity` entries (`None`
     /// when unbounded).
     pub(crate) fn new(capacity: Option<usize>) -> Self {
@@ -393,7 +393,7 @@ impl<K, V> Arena<K, V> {
 }
 
 /// The LRU list's stamps live in the nodes (`Node::placed`).
-impl<K, V> ListStamps for Arena<K, V> {
+impl<K, V: ?Sized + Thin> ListStamps for Arena<K, V> {
     fn stamp_of(&self, slot: u32) -> u64 {
         // SAFETY: the list names only live slots (placed, not retired; see
         // `Lru`), and only the shard lock's holder, who holds this arena,
@@ -409,7 +409,7 @@ impl<K, V> ListStamps for Arena<K, V> {
     }
 }
 
-impl<K, V> Drop for Arena<K, V> {
+impl<K, V: ?Sized + Thin> Drop for Arena<K, V> {
     fn drop(&mut self) {
         for &slot in &self.retiring {
             // SAFETY: a slot retired and not handed over holds a node
@@ -422,13 +422,13 @@ impl<K, V> Drop for Arena<K, V> {
 
 /// One write's retirements on their way to the collector, taken out
 /// under the shard lock.
-pub(crate) struct Retired<K, V> {
+pub(crate) struct Retired<K, V: ?Sized + Thin> {
     nodes: Arc<Nodes<K, V>>,
     slots: SmallVec<[u32; 4]>,
     values: SmallVec<[Arc<V>; 2]>,
 }
 
-impl<K, V> Retired<K, V>
+impl<K, V: ?Sized + Thin> Retired<K, V>
 where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,

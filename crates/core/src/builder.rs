@@ -9,6 +9,7 @@ use ahash::RandomState;
 
 use crate::cache::Cache;
 use crate::clock::{Clock, CoarseClock};
+use crate::entry::Thin;
 use crate::error::BuildError;
 use crate::listener::{Listener, RemovalCause};
 use crate::shard::{Weigher, MAX_SHARD_ENTRIES};
@@ -59,7 +60,7 @@ pub enum Expiry {
 /// [`CoarseClock`] (monotonic, moving once a kernel tick) and a randomly
 /// seeded ahash hasher (keys are chosen by remote clients, so a fixed seed
 /// would invite collision floods).
-pub struct CacheBuilder<K, V, S = RandomState> {
+pub struct CacheBuilder<K, V: ?Sized + Thin, S = RandomState> {
     pub(crate) capacity: Option<usize>,
     pub(crate) shards: Option<usize>,
     pub(crate) ttl: Option<Duration>,
@@ -73,13 +74,13 @@ pub struct CacheBuilder<K, V, S = RandomState> {
     _types: PhantomData<fn(K, V)>,
 }
 
-impl<K, V> Default for CacheBuilder<K, V, RandomState> {
+impl<K, V: ?Sized + Thin> Default for CacheBuilder<K, V, RandomState> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K, V> CacheBuilder<K, V, RandomState> {
+impl<K, V: ?Sized + Thin> CacheBuilder<K, V, RandomState> {
     /// A builder with every setting at its default.
     pub fn new() -> Self {
         Self {
@@ -98,7 +99,7 @@ impl<K, V> CacheBuilder<K, V, RandomState> {
     }
 }
 
-impl<K, V, S> CacheBuilder<K, V, S> {
+impl<K, V: ?Sized + Thin, S> CacheBuilder<K, V, S> {
     /// The most entries the cache holds: a hard bound, split evenly across
     /// the shards, or, below [`POOLED_PER_SHARD`](crate::POOLED_PER_SHARD)
     /// entries a shard, shared by them all. Any size from 1 works with any
@@ -172,7 +173,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// Each collection costs a fixed amount (a 2 KB copy) plus the drops
     /// it runs, all on that one write. Values that are costly to drop (a
-    /// TLS session zeroizes its secret and frees two allocations) want a
+    /// TLS session zeroizes its secret and frees its memory) want a
     /// smaller count: more, shorter pauses instead of fewer, longer ones.
     pub fn collect_every(mut self, retirements: NonZeroU32) -> Self {
         self.collect_every = retirements;

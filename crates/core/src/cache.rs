@@ -8,7 +8,7 @@ use ahash::RandomState;
 
 use crate::builder::{split, validate, CacheBuilder, Expiry};
 use crate::clock::{duration_to_nanos, Clock};
-use crate::entry::NEVER;
+use crate::entry::{Thin, NEVER};
 use crate::error::BuildError;
 use crate::listener::RemovalCause;
 use crate::shard::{Config, Ctx, Heard, Shard, Store, MAX_SHARD_ENTRIES};
@@ -36,7 +36,9 @@ const PARALLEL_CLEAR_MIN: u64 = 1 << 16;
 ///
 /// Values are held as [`Arc<V>`]: `get` hands out a clone of the handle, which
 /// keeps the value alive after the entry is evicted or replaced, the way an
-/// `SSL_SESSION` reference outlives its cache entry.
+/// `SSL_SESSION` reference outlives its cache entry. `V` may be unsized if
+/// it implements [`Thin`](crate::Thin): a record that ends in bytes and
+/// keeps their length, so that a value is one allocation.
 ///
 /// Reads ([`get`](Self::get)) take no lock and never wait. Writes take the
 /// lock of one shard, do that shard's maintenance (apply buffered accesses to
@@ -56,7 +58,7 @@ const PARALLEL_CLEAR_MIN: u64 = 1 << 16;
 /// assert_eq!(*hit, "state");
 /// # Ok::<(), tlscache_core::BuildError>(())
 /// ```
-pub struct Cache<K, V, S = RandomState> {
+pub struct Cache<K, V: ?Sized + Thin, S = RandomState> {
     shards: Box<[Shard<K, V>]>,
     shard_mask: usize,
     hasher: S,
@@ -81,7 +83,7 @@ pub struct Cache<K, V, S = RandomState> {
     settled: AtomicU64,
 }
 
-impl<K, V> Cache<K, V, RandomState>
+impl<K, V: ?Sized + Thin> Cache<K, V, RandomState>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
@@ -97,7 +99,7 @@ where
     }
 }
 
-impl<K, V, S> Cache<K, V, S>
+impl<K, V: ?Sized + Thin, S> Cache<K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
@@ -670,7 +672,7 @@ fn shard_weight(max_weight: u64, shards: usize, index: usize) -> u64 {
     }
 }
 
-impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
+impl<K, V: ?Sized + Thin, S> std::fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
             .field("shards", &self.shards.len())

@@ -1,6 +1,8 @@
 //! A cache entry: the node readers reach through the index, and how a
 //! reader and the shard lock's holder share its value and deadline.
 
+use std::marker::PhantomData;
+
 use crate::sync::{Arc, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// A deadline meaning "never expires".
@@ -22,7 +24,7 @@ pub(crate) const NEVER: u64 = u64::MAX;
 /// says, so that whichever value they get, they judge it by a deadline no
 /// later than its own.
 #[repr(C)]
-pub(crate) struct Node<K, V> {
+pub(crate) struct Node<K, V: ?Sized + Thin> {
     /// The low half of the newest access stamp that did not fit its
     /// thread's buffer (see `access` and `lru`; `widen` restores the rest);
     /// written by readers, `Relaxed`: it only orders evictions and a stale
@@ -34,10 +36,12 @@ pub(crate) struct Node<K, V> {
     /// of it).
     pub(crate) hash: u32,
     pub(crate) key: K,
-    /// The value, from `Arc::into_raw`: the node holds one strong count.
-    /// A value replaced in place is dropped through the epoch collector,
-    /// so a reader that loaded it can still take its own count.
-    value: AtomicPtr<V>,
+    /// The value's address, from `Arc::into_raw` (made whole again by
+    /// [`Thin::from_thin`]): the node holds one strong count. A value
+    /// replaced in place is dropped through the epoch collector, so a
+    /// reader that loaded it can still take its own count.
+    value: AtomicPtr<u8>,
+    _value: PhantomData<Arc<V>>,
     /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
     deadline: AtomicU64,
     /// The stamp the LRU list placed the node by (its *list stamp*, see
@@ -45,7 +49,43 @@ pub(crate) struct Node<K, V> {
     pub(crate) placed: AtomicU64,
 }
 
-impl<K, V> Node<K, V> {
+/// A value type the cache can hold: one whose `Arc` pointer can be kept
+/// as its address alone, in one atomic word, and made whole again.
+///
+/// Every sized type is one. An unsized type is one if its pointer's
+/// metadata can be read back from the value itself: a record that ends in
+/// a byte slice and keeps that slice's length in its fixed part, so that
+/// the whole record can live in one allocation.
+///
+/// # Safety
+///
+/// For every `arc: Arc<Self>`, while `arc`'s value is alive,
+/// `from_thin(Arc::into_raw(arc).cast())` must return the very pointer
+/// `Arc::into_raw(arc)` returned, metadata included.
+pub unsafe trait Thin {
+    /// The full pointer to the value at `thin`.
+    ///
+    /// # Safety
+    ///
+    /// `thin` is the address of a live `Self` that an `Arc` holds.
+    unsafe fn from_thin(thin: *const u8) -> *const Self;
+}
+
+// SAFETY: a pointer to a sized type is its address alone.
+unsafe impl<T> Thin for T {
+    #[inline]
+    unsafe fn from_thin(thin: *const u8) -> *const T {
+        thin.cast()
+    }
+}
+
+/// The address `Arc::into_raw(value)` gives, which takes the count.
+#[inline]
+fn into_thin<V: ?Sized + Thin>(value: Arc<V>) -> *mut u8 {
+    Arc::into_raw(value).cast::<u8>().cast_mut()
+}
+
+impl<K, V: ?Sized + Thin> Node<K, V> {
     /// A node first placed by `stamp`.
     pub(crate) fn new(key: K, value: Arc<V>, deadline: u64, stamp: u64, hash: u32) -> Self {
         Self {
@@ -53,7 +93,8 @@ impl<K, V> Node<K, V> {
             stamp: AtomicU32::new(stamp as u32),
             hash,
             key,
-            value: AtomicPtr::new(Arc::into_raw(value).cast_mut()),
+            value: AtomicPtr::new(into_thin(value)),
+            _value: PhantomData,
             deadline: AtomicU64::new(deadline),
             placed: AtomicU64::new(stamp),
         }
@@ -79,7 +120,7 @@ impl<K, V> Node<K, V> {
     /// a value leaves a node only to the epoch collector, or with the
     /// node.
     #[inline]
-    pub(crate) fn get(&self) -> (*const V, u64) {
+    pub(crate) fn get(&self) -> (*const u8, u64) {
         // Acquire pairs with the Release stores of `replace`.
         let before = self.deadline.load(Ordering::Acquire);
         let value = self.value.load(Ordering::Acquire);
@@ -89,16 +130,32 @@ impl<K, V> Node<K, V> {
         (value, before.min(after))
     }
 
+    /// A new handle on the value at `thin`, as [`get`](Self::get) loaded
+    /// it.
+    ///
+    /// # Safety
+    ///
+    /// `thin` is a value this node held, and its count has not been
+    /// released: the caller's guard was pinned when `get` loaded it, or
+    /// the caller holds the shard lock.
+    #[inline]
+    pub(crate) unsafe fn share(thin: *const u8) -> Arc<V> {
+        // SAFETY: per the contract the value is alive and `thin` is its
+        // address from `Arc::into_raw`, which `from_thin` makes whole.
+        unsafe {
+            let p = V::from_thin(thin);
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        }
+    }
+
     /// A new handle on the value. Caller holds the shard lock (or the node
     /// is retired and its guard pinned), so the value cannot change.
     pub(crate) fn value(&self) -> Arc<V> {
         let p = self.value.load(Ordering::Relaxed);
-        // SAFETY: `p` is from `Arc::into_raw` and the node still holds its
-        // count (the caller's lock or guard keeps it from being released).
-        unsafe {
-            Arc::increment_strong_count(p);
-            Arc::from_raw(p)
-        }
+        // SAFETY: the node still holds its count on `p` (the caller's lock
+        // or guard keeps it from being released).
+        unsafe { Self::share(p) }
     }
 
     /// Calls `f` with the value, borrowed. As for `value`.
@@ -106,7 +163,7 @@ impl<K, V> Node<K, V> {
         let p = self.value.load(Ordering::Relaxed);
         // SAFETY: as in `value`; `ManuallyDrop` leaves the node's count
         // alone.
-        let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p) });
+        let held = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(V::from_thin(p)) });
         f(&held)
     }
 
@@ -127,12 +184,12 @@ impl<K, V> Node<K, V> {
         // value, so nothing can come between them, and a locked
         // read-modify-write would cost a write its slowest instruction.
         let p = self.value.load(Ordering::Relaxed);
-        self.value
-            .store(Arc::into_raw(value).cast_mut(), Ordering::Release);
+        self.value.store(into_thin(value), Ordering::Release);
         self.deadline.store(deadline, Ordering::Release);
-        // SAFETY: `p` is from `Arc::into_raw`, and the node's count on it
-        // passes to the returned handle.
-        unsafe { Arc::from_raw(p) }
+        // SAFETY: `p` is from `Arc::into_raw`, made whole by `from_thin`
+        // while the node's count keeps it alive, and that count passes to
+        // the returned handle.
+        unsafe { Arc::from_raw(V::from_thin(p)) }
     }
 
     /// Releases the node's count on its value.
@@ -143,7 +200,7 @@ impl<K, V> Node<K, V> {
     /// reach the node.
     pub(crate) unsafe fn release_value(&self) {
         // SAFETY: per the contract, the node's count is released once.
-        drop(unsafe { Arc::from_raw(self.value.load(Ordering::Relaxed)) });
+        drop(unsafe { Arc::from_raw(V::from_thin(self.value.load(Ordering::Relaxed))) });
     }
 
     /// Whether the entry has a deadline at all. For the lock's holder.
@@ -160,7 +217,7 @@ impl<K, V> Node<K, V> {
     }
 }
 
-impl<K, V> Drop for Node<K, V> {
+impl<K, V: ?Sized + Thin> Drop for Node<K, V> {
     fn drop(&mut self) {
         // SAFETY: the node is being dropped whole, so nothing reaches it.
         unsafe { self.release_value() }

@@ -43,7 +43,7 @@
 use std::borrow::Borrow;
 
 use crate::arena::Nodes;
-use crate::entry::Node;
+use crate::entry::{Node, Thin};
 use crate::sync::epoch::Guard;
 use crate::sync::{prefetch, AtomicU32, AtomicU64, Ordering};
 
@@ -208,7 +208,7 @@ impl Table {
     /// The node for `key` (hash `hash`), expired or not. Lock-free: atomic
     /// loads only.
     #[inline]
-    pub(crate) fn find<'g, K, V, Q>(
+    pub(crate) fn find<'g, K, V: ?Sized + Thin, Q>(
         &self,
         hash: u64,
         key: &Q,

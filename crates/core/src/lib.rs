@@ -68,6 +68,7 @@ mod wheel;
 pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, DEFAULT_COLLECT_EVERY, MAX_SHARDS};
 pub use cache::{Cache, POOLED_PER_SHARD};
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
+pub use entry::Thin;
 pub use error::BuildError;
 pub use listener::RemovalCause;
 pub use shard::MAX_SHARD_ENTRIES;

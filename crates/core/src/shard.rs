@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 
 use crate::access::{widen, Access};
 use crate::arena::{Arena, Nodes};
-use crate::entry::{expired, Node, NEVER};
+use crate::entry::{expired, Node, Thin, NEVER};
 use crate::index::Table;
 use crate::listener::{Listener, RemovalCause};
 use crate::lru::Lru;
@@ -29,7 +29,7 @@ const INITIAL_ENTRIES: usize = 16;
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
 /// What every shard of one cache shares.
-pub(crate) struct Config<K, V> {
+pub(crate) struct Config<K, V: ?Sized + Thin> {
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) listener: Option<Listener<K, V>>,
     /// Retirements a shard's writers let gather before a writer collects
@@ -37,7 +37,7 @@ pub(crate) struct Config<K, V> {
     pub(crate) collect_every: u32,
 }
 
-impl<K, V> Config<K, V> {
+impl<K, V: ?Sized + Thin> Config<K, V> {
     fn weigh(&self, key: &K, value: &V) -> u64 {
         self.weigher.as_ref().map_or(0, |w| w(key, value))
     }
@@ -48,7 +48,7 @@ impl<K, V> Config<K, V> {
 /// clock reading the write is made at, or `None` when the cache expires
 /// entries only on flush (`Expiry::OnFlush`): then a write treats no
 /// expired entry as gone, and sweeps only what a lazy flush left to it.
-pub(crate) struct Ctx<'a, K, V> {
+pub(crate) struct Ctx<'a, K, V: ?Sized + Thin> {
     pub(crate) config: &'a Config<K, V>,
     pub(crate) guard: &'a Guard,
     pub(crate) now: Option<u64>,
@@ -59,7 +59,7 @@ pub(crate) struct Ctx<'a, K, V> {
 }
 
 /// One store's inputs.
-pub(crate) struct Store<K, V> {
+pub(crate) struct Store<K, V: ?Sized + Thin> {
     /// The key's hash, which picked the shard.
     pub(crate) hash: u64,
     pub(crate) key: K,
@@ -97,20 +97,20 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 /// A live node and its arena slot (the node does not store it), as a
 /// writer finds it: through the index, the LRU list or the wheel.
-struct Found<'g, K, V> {
+struct Found<'g, K, V: ?Sized + Thin> {
     slot: u32,
     node: &'g Node<K, V>,
 }
 
-impl<K, V> Clone for Found<'_, K, V> {
+impl<K, V: ?Sized + Thin> Clone for Found<'_, K, V> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<K, V> Copy for Found<'_, K, V> {}
+impl<K, V: ?Sized + Thin> Copy for Found<'_, K, V> {}
 
-impl<K, V> std::ops::Deref for Found<'_, K, V> {
+impl<K, V: ?Sized + Thin> std::ops::Deref for Found<'_, K, V> {
     type Target = Node<K, V>;
 
     fn deref(&self) -> &Node<K, V> {
@@ -134,12 +134,12 @@ type Pending<K, V> = SmallVec<[(*const Node<K, V>, Option<Arc<V>>, RemovalCause)
 /// Listener calls gathered under `guard` to be made later, once the
 /// caller holds no lock. The nodes they name stay valid while `guard` is
 /// pinned, which the borrow ensures.
-pub(crate) struct Heard<'g, K, V> {
+pub(crate) struct Heard<'g, K, V: ?Sized + Thin> {
     pending: Pending<K, V>,
     guard: &'g Guard,
 }
 
-impl<'g, K, V> Heard<'g, K, V>
+impl<'g, K, V: ?Sized + Thin> Heard<'g, K, V>
 where
     V: Send + Sync + 'static,
 {
@@ -168,7 +168,7 @@ where
 /// value replaced, and is still pinned, so no node has been freed.
 unsafe fn notify<K, V>(config: &Config<K, V>, pending: Pending<K, V>, guard: &Guard)
 where
-    V: Send + Sync + 'static,
+    V: ?Sized + Thin + Send + Sync + 'static,
 {
     // Only a write with a listener gathers anything.
     if let Some(listener) = &config.listener {
@@ -187,7 +187,7 @@ where
 }
 
 /// Writer-side state, guarded by the shard lock.
-struct State<K, V> {
+struct State<K, V: ?Sized + Thin> {
     /// The nodes: slot `i` holds the node that owns LRU and wheel link `i`.
     arena: Arena<K, V>,
     /// Slots the LRU, wheel and weights have room reserved for.
@@ -213,10 +213,10 @@ struct State<K, V> {
 // dereferenced only by the holder of the shard lock (and, for retired
 // nodes, by their deferred reclamation alone); with `K` and `V` Send + Sync,
 // so is the state that owns them.
-unsafe impl<K: Send + Sync, V: Send + Sync> Send for State<K, V> {}
+unsafe impl<K: Send + Sync, V: ?Sized + Thin + Send + Sync> Send for State<K, V> {}
 
 /// One write in progress: the lock, the guard and the pending notifications.
-struct Write<'s, 'g, K, V> {
+struct Write<'s, 'g, K, V: ?Sized + Thin> {
     shard: &'s Shard<K, V>,
     st: crate::sync::MutexGuard<'s, State<K, V>>,
     table: &'g Table,
@@ -228,7 +228,7 @@ struct Write<'s, 'g, K, V> {
     flush: bool,
 }
 
-pub(crate) struct Shard<K, V> {
+pub(crate) struct Shard<K, V: ?Sized + Thin> {
     table: Atomic<Table>,
     /// The arena's nodes, where readers find the slots the index names.
     nodes: Arc<Nodes<K, V>>,
@@ -246,7 +246,7 @@ pub(crate) struct Shard<K, V> {
     state: Mutex<State<K, V>>,
 }
 
-impl<K, V> Shard<K, V>
+impl<K, V: ?Sized + Thin> Shard<K, V>
 where
     K: Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
@@ -327,13 +327,10 @@ where
                     // Truncating the stamp is intended: `widen` restores it.
                     node.stamp.store(stamp as u32, Ordering::Relaxed);
                 }
-                // SAFETY: `value` is from `Arc::into_raw`, and its count is
-                // released (by a replacement or with the node) only after
-                // `guard`, pinned when it was loaded, unpins.
-                return Some(unsafe {
-                    Arc::increment_strong_count(value);
-                    Arc::from_raw(value)
-                });
+                // SAFETY: the node held `value`, whose count is released
+                // (by a replacement or with the node) only after `guard`,
+                // pinned when it was loaded, unpins.
+                return Some(unsafe { Node::<K, V>::share(value) });
             }
         }
         stripe.miss(own);
@@ -556,7 +553,7 @@ where
     }
 }
 
-impl<'s: 'g, 'g, K, V> Write<'s, 'g, K, V>
+impl<'s: 'g, 'g, K, V: ?Sized + Thin> Write<'s, 'g, K, V>
 where
     K: Eq + Clone + Send + Sync + 'static,
     V: Send + Sync + 'static,
@@ -931,7 +928,7 @@ where
     }
 }
 
-impl<K, V> Drop for Shard<K, V> {
+impl<K, V: ?Sized + Thin> Drop for Shard<K, V> {
     fn drop(&mut self) {
         // SAFETY: `&mut self` means no reader or writer is left; nothing is
         // deferred, so the unprotected guard is sound.

@@ -811,3 +811,57 @@ fn insert_if_until_sets_the_exact_deadline() {
         .unwrap();
     assert_eq!(c.get(&3), None);
 }
+
+/// An unsized value: a counted head, then bytes whose length the head
+/// keeps, as the policy crate's sessions are laid out.
+struct Record<T: ?Sized> {
+    len: usize,
+    _counted: Counted,
+    bytes: T,
+}
+
+// SAFETY: a `Record<[u8]>`'s metadata is its `len`, which `record` sets
+// from the array it coerces, and nothing changes after.
+unsafe impl tlscache_core::Thin for Record<[u8]> {
+    unsafe fn from_thin(thin: *const u8) -> *const Self {
+        // SAFETY: the caller's guarantee: a live record at `thin`; its
+        // `len` sits at the same offset in every `Record<T>`.
+        let len = unsafe { (*thin.cast::<Record<[u8; 0]>>()).len };
+        std::ptr::slice_from_raw_parts(thin, len) as *const Self
+    }
+}
+
+fn record<const N: usize>(byte: u8, drops: &std::sync::Arc<AtomicU64>) -> Arc<Record<[u8]>> {
+    Arc::new(Record {
+        len: N,
+        _counted: Counted(drops.clone()),
+        bytes: [byte; N],
+    })
+}
+
+#[test]
+fn unsized_values_are_stored_shared_replaced_and_dropped_whole() {
+    let drops = std::sync::Arc::new(AtomicU64::new(0));
+    let cache: Cache<u32, Record<[u8]>> = Cache::builder().capacity(64).shards(1).build().unwrap();
+    cache.put(1, record::<3>(7, &drops));
+    cache.put(2, record::<40>(8, &drops));
+    let one = cache.get(&1).expect("stored");
+    assert_eq!((one.len, &one.bytes), (3, &[7u8; 3][..]));
+    let two = cache.get(&2).expect("stored");
+    assert_eq!(&two.bytes, &[8u8; 40][..]);
+    // Replaced in place, handed back, taken: each comes back whole.
+    let old = cache
+        .insert(1, record::<100>(9, &drops))
+        .expect("was there");
+    assert_eq!(&old.bytes, &[7u8; 3][..]);
+    assert_eq!(&cache.get(&1).expect("replaced").bytes, &[9u8; 100][..]);
+    let taken = cache.take(&2).expect("present");
+    assert!(Arc::ptr_eq(&taken, &two));
+    drop((one, two, old, taken));
+    // Evicted by a full shard, then the rest dropped with the cache.
+    for k in 10..200 {
+        cache.put(k, record::<1>(k as u8, &drops));
+    }
+    drop(cache);
+    assert_eq!(common::await_drops(&drops, 193), 193);
+}

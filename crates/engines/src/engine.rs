@@ -186,7 +186,7 @@ impl Engine for Policy {
             .build();
         if let Ok(session) = built {
             self.0
-                .handshake_finished(Side::Server, Handshake::New(&Arc::new(session)));
+                .handshake_finished(Side::Server, Handshake::New(&session));
         }
     }
     fn sessions(&self) -> Option<u64> {

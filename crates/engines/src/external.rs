@@ -126,7 +126,7 @@ impl Engine for TwoTier {
             .timeout(timeout.as_secs())
             .build();
         if let Ok(session) = built {
-            cache.handshake_finished(Side::Server, Handshake::New(&Arc::new(session)));
+            cache.handshake_finished(Side::Server, Handshake::New(&session));
         }
     }
     fn sessions(&self) -> Option<u64> {

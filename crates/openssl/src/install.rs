@@ -94,6 +94,6 @@ fn store(cache: &SessionCache, sid_ctx: &SidCtx, ssl: &SslRef, session: &SslSess
         builder = builder.time(time);
     }
     if let Ok(built) = builder.build() {
-        cache.new_session(Side::Server, &Arc::new(built));
+        cache.new_session(Side::Server, &built);
     }
 }

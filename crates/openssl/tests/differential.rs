@@ -389,7 +389,7 @@ impl Subject for Ours {
             .timeout(m.timeout)
             .build()
             .ok()?;
-        self.sessions.push(Arc::new(s));
+        self.sessions.push(s);
         Some(self.sessions.len() - 1)
     }
     fn add(&mut self, s: usize) -> bool {

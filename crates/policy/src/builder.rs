@@ -22,7 +22,7 @@ use crate::stats::Counters;
 
 /// Retirements the engine's shards let gather before a writer collects:
 /// fewer than the engine's default, because a session is costly to drop
-/// (its state zeroized, two allocations freed), so a collection of 16 put
+/// (its state zeroized, its memory freed), so a collection of 16 put
 /// about 12 µs on one write in sixty under TLS 1.3 ticket traffic.
 /// `cargo run --release -p tlscache-benches --bin latency -- --tickets
 /// tlscache-policy`, one thread: write p99 8.9–10.8 µs at 16, 4.1–4.5 µs

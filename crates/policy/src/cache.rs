@@ -61,7 +61,8 @@ impl Wanted<'_> {
     /// `ssl_get_prev_session`'s checks in its order (version, context,
     /// timeout), then the two this crate adds (see the crate docs).
     fn verdict(&self, session: &Session) -> Verdict {
-        if self.version.is_some_and(|v| v != session.version()) || session.sid_ctx() != self.sid_ctx
+        if self.version.is_some_and(|v| v != session.version())
+            || session.sid_ctx_bytes() != self.sid_ctx.as_bytes()
         {
             Verdict::Refused
         } else if session.is_expired(self.now) {

@@ -1,5 +1,7 @@
 //! A session as bytes, for stores outside the process (a shared tier).
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 use crate::session::{PeerKey, ProtocolVersion, Session, SessionError};
@@ -49,7 +51,7 @@ impl Session {
     /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let id = self.id().as_bytes();
-        let ctx = self.sid_ctx().as_bytes();
+        let ctx = self.sid_ctx_bytes();
         let peer = self.peer().map(PeerKey::as_bytes);
         let state = self.state();
         let mut out = Zeroizing::new(Vec::with_capacity(
@@ -86,7 +88,7 @@ impl Session {
 
     /// The session [`Session::encode`] made these bytes from, resumable;
     /// or why they are not one.
-    pub fn decode(bytes: &[u8]) -> Result<Session, DecodeError> {
+    pub fn decode(bytes: &[u8]) -> Result<Arc<Session>, DecodeError> {
         let mut r = Reader(bytes);
         if r.take(MAGIC.len()).map_err(|_| DecodeError::Format)? != MAGIC {
             return Err(DecodeError::Format);
@@ -158,7 +160,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn session() -> Session {
+    fn session() -> Arc<Session> {
         Session::builder(&[9; 32], vec![1, 2, 3])
             .sid_ctx(b"ctx")
             .version(ProtocolVersion::TLS1_3)

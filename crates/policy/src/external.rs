@@ -36,16 +36,16 @@ pub enum Fetched {
     /// in-process store handing out a clone of its `Arc`.
     Shared(Arc<Session>),
     /// A session made for this call, now the cache's (`*copy = 0`): for
-    /// instance one decoded from bytes a remote store returned.
-    Owned(Session),
+    /// instance one decoded from bytes a remote store returned, whose
+    /// handle no one else holds.
+    Owned(Arc<Session>),
 }
 
 impl Fetched {
     /// The session as a shared handle.
     pub fn into_arc(self) -> Arc<Session> {
         match self {
-            Fetched::Shared(session) => session,
-            Fetched::Owned(session) => Arc::new(session),
+            Fetched::Shared(session) | Fetched::Owned(session) => session,
         }
     }
 }

@@ -128,7 +128,7 @@
 //!     }
 //!     None => {
 //!         // Full handshake; the TLS stack hands us the new session's state.
-//!         let session = Arc::new(cache.session_builder(&offered, b"master secret".to_vec()).build()?);
+//!         let session = cache.session_builder(&offered, b"master secret".to_vec()).build()?;
 //!         cache.handshake_finished(Side::Server, Handshake::New(&session));
 //!     }
 //! }
@@ -167,6 +167,6 @@ pub use metrics::SessionMetrics;
 pub use mode::CacheMode;
 pub use session::{
     ExData, PeerKey, ProtocolVersion, Session, SessionBuilder, SessionError, SessionId, SidCtx,
-    MAX_SESSION_ID_LEN, MAX_SID_CTX_LEN, SESSION_DEFAULT_TIMEOUT,
+    MAX_SESSION_ID_LEN, MAX_SID_CTX_LEN, MAX_STATE_LEN, SESSION_DEFAULT_TIMEOUT,
 };
 pub use stats::SessionStats;

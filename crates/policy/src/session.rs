@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use zeroize::Zeroizing;
+use std::mem::MaybeUninit;
+
+use tlscache_core::Thin;
 
 /// OpenSSL's `SSL_MAX_SSL_SESSION_ID_LENGTH`.
 pub const MAX_SESSION_ID_LEN: usize = 32;
@@ -29,7 +31,14 @@ pub enum SessionError {
     /// A session-id context holds at most 32 bytes.
     #[error("a session-id context holds at most {MAX_SID_CTX_LEN} bytes, got {0}")]
     ContextTooLong(usize),
+    /// A session's state holds at most [`MAX_STATE_LEN`] bytes.
+    #[error("a session's state holds at most {MAX_STATE_LEN} bytes, got {0}")]
+    StateTooLong(usize),
 }
+
+/// The longest state a session holds: its length and its context's are
+/// kept in 32 bits. Far past any TLS stack's session.
+pub const MAX_STATE_LEN: usize = u32::MAX as usize - MAX_SID_CTX_LEN;
 
 /// Up to 32 bytes inline, zero-padded, so that comparing and hashing the
 /// whole array (fixed-size, branch-free) sees only the meaningful bytes
@@ -42,8 +51,8 @@ struct Short {
 
 impl PartialEq for Short {
     fn eq(&self, other: &Self) -> bool {
-        // Empty ones are not read past their length: comparing a session's
-        // empty session-id context reads one byte of it, not 33.
+        // Empty ones are not read past their length: comparing empty
+        // session-id contexts reads one byte of each, not 33.
         self.len == other.len && (self.len == 0 || self.bytes == other.bytes)
     }
 }
@@ -184,32 +193,47 @@ impl fmt::Debug for PeerKey {
 /// One TLS session: what `SSL_SESSION` is to OpenSSL.
 ///
 /// A session is shared as `Arc<Session>`; the cache, the handshakes that
-/// resume it and an external store may all hold it. Everything is fixed at
-/// creation except the resumable flag, which
+/// resume it and an external store may all hold it.
+/// [`SessionBuilder::build`] makes one. Everything is fixed at creation
+/// except the resumable flag, which
 /// [`remove_session`](crate::SessionCache::remove_session) and the cache's
 /// flushes and evictions clear. The resumption state is zeroized when the
 /// last holder drops the session.
-// In this order: what a lookup's checks read (time, timeout, the flag,
-// the version, the context) comes first, right after the reference count
-// the lookup takes, so that those checks miss less often on a cache line
-// of their own. (The context's length byte sits after its 32 bytes, where
-// rustc lays `Short` out: putting it first was tried, see
-// docs/performance.md.)
+///
+/// A session is one allocation: its fixed fields, then its context's and
+/// its state's bytes, each exactly as long as it is. That is why the type
+/// is unsized, and only ever met behind a reference or an `Arc`.
 #[repr(C)]
 pub struct Session {
+    head: Head,
+    /// The session-id context's bytes (`head.ctx_len` of them), then the
+    /// state's, which are zeroized on drop.
+    tail: [u8],
+}
+
+/// A session's fields of fixed size: 72 bytes. In this order: what a
+/// lookup's checks read (time, timeout, the flag, the context's length,
+/// the version) comes first, right after the reference count the lookup
+/// takes, so that those checks miss less often on a cache line of their
+/// own.
+#[repr(C)]
+struct Head {
     /// Seconds since the epoch; moved forward by an add under
     /// [`CacheMode::UPDATE_TIME`](crate::CacheMode::UPDATE_TIME).
     time: AtomicU64,
     timeout: u64,
     not_resumable: AtomicBool,
+    /// How many of the tail's bytes are the context: at most
+    /// [`MAX_SID_CTX_LEN`].
+    ctx_len: u8,
     version: ProtocolVersion,
-    sid_ctx: SidCtx,
+    /// The tail's length: the session pointer's metadata, which the cache
+    /// reads back from here (see the `Thin` impl).
+    tail_len: u32,
     id: SessionId,
     /// What most sessions lack (a client session's peer, application
     /// data), boxed so that a server session does not carry the room.
     extras: Option<Box<Extras>>,
-    /// Exactly as long as the state (no spare capacity), zeroized on drop.
-    state: Secret,
 }
 
 /// A session's rarely present parts.
@@ -222,6 +246,19 @@ struct Extras {
 /// `SSL_SESSION_set_ex_data`, typed.
 pub type ExData = Arc<dyn std::any::Any + Send + Sync>;
 
+// SAFETY: a session's pointer metadata is its tail's length, which
+// `assemble` records in the head, at the session's address, before the
+// session is shared; nothing changes it after.
+unsafe impl Thin for Session {
+    #[inline]
+    unsafe fn from_thin(thin: *const u8) -> *const Session {
+        // SAFETY: the caller's guarantee: `thin` is the address of a live
+        // session, whose head sits at that address.
+        let len = unsafe { (*thin.cast::<Head>()).tail_len };
+        std::ptr::slice_from_raw_parts(thin, len as usize) as *const Session
+    }
+}
+
 impl Session {
     /// Starts a session with id `id` and resumption state `state`; see
     /// [`SessionBuilder`] for the defaults.
@@ -232,7 +269,7 @@ impl Session {
             version: ProtocolVersion::TLS1_2,
             time: None,
             timeout: SESSION_DEFAULT_TIMEOUT,
-            state: Zeroizing::new(state.into()),
+            state: Wiped(state.into()),
             peer: None,
             ex_data: None,
         }
@@ -240,40 +277,49 @@ impl Session {
 
     /// The session id.
     pub fn id(&self) -> &SessionId {
-        &self.id
+        &self.head.id
     }
 
     /// The session-id context the session was made in.
-    pub fn sid_ctx(&self) -> &SidCtx {
-        &self.sid_ctx
+    pub fn sid_ctx(&self) -> SidCtx {
+        // Never over 32 bytes: `build` took it from a `SidCtx`.
+        SidCtx::new(self.sid_ctx_bytes()).unwrap_or_default()
+    }
+
+    /// The session-id context's bytes (empty when none was set).
+    pub fn sid_ctx_bytes(&self) -> &[u8] {
+        // `ctx_len` is at most the tail's length: `assemble` wrote both.
+        self.tail
+            .get(..usize::from(self.head.ctx_len))
+            .unwrap_or_default()
     }
 
     /// The protocol version it was negotiated with.
     pub fn version(&self) -> ProtocolVersion {
-        self.version
+        self.head.version
     }
 
     /// Creation time, in seconds since the Unix epoch.
     pub fn time(&self) -> u64 {
         // Relaxed: the time is a value of its own, ordered with nothing.
-        self.time.load(Ordering::Relaxed)
+        self.head.time.load(Ordering::Relaxed)
     }
 
     /// Sets the creation time (`SSL_SESSION_set_time`), for
     /// [`CacheMode::UPDATE_TIME`](crate::CacheMode::UPDATE_TIME).
     pub(crate) fn set_time(&self, time: u64) {
-        self.time.store(time, Ordering::Relaxed);
+        self.head.time.store(time, Ordering::Relaxed);
     }
 
     /// Lifetime in seconds from [`time`](Self::time).
     pub fn timeout(&self) -> u64 {
-        self.timeout
+        self.head.timeout
     }
 
     /// The last second it is valid in: `time + timeout`, or `None` when that
     /// overflows, which OpenSSL 3.0 takes to mean it never times out.
     pub fn expires_at(&self) -> Option<u64> {
-        self.time().checked_add(self.timeout)
+        self.time().checked_add(self.head.timeout)
     }
 
     /// OpenSSL's `sess_timedout`: timed out once `now` (seconds since the
@@ -284,12 +330,14 @@ impl Session {
 
     /// The opaque state a TLS stack resumes from (secret: zeroized on drop).
     pub fn state(&self) -> &[u8] {
-        &self.state[..]
+        self.tail
+            .get(usize::from(self.head.ctx_len)..)
+            .unwrap_or_default()
     }
 
     /// For a client session, the peer it belongs to.
     pub fn peer(&self) -> Option<&PeerKey> {
-        self.extras.as_ref()?.peer.as_ref()
+        self.head.extras.as_ref()?.peer.as_ref()
     }
 
     /// The application data attached at creation, if it is a `T`
@@ -297,39 +345,92 @@ impl Session {
     /// cannot be serialized keeps them here. Not part of
     /// [`encode`](Self::encode).
     pub fn ex_data<T: std::any::Any>(&self) -> Option<&T> {
-        self.extras.as_ref()?.ex_data.as_deref()?.downcast_ref()
+        self.head
+            .extras
+            .as_ref()?
+            .ex_data
+            .as_deref()?
+            .downcast_ref()
     }
 
     /// Whether it may still be resumed (`SSL_SESSION_is_resumable`).
     pub fn is_resumable(&self) -> bool {
         // Acquire pairs with the Release in `mark_not_resumable`: whoever
         // sees the flag set also sees everything done before the removal.
-        !self.not_resumable.load(Ordering::Acquire)
+        !self.head.not_resumable.load(Ordering::Acquire)
     }
 
     /// Marks it non-resumable, as OpenSSL does when a session leaves the
     /// cache by removal, flush or eviction.
     pub(crate) fn mark_not_resumable(&self) {
-        self.not_resumable.store(true, Ordering::Release);
+        self.head.not_resumable.store(true, Ordering::Release);
+    }
+
+    /// A session of `head` and a tail of `ctx` then `state`, in one
+    /// allocation; `head.tail_len` is set here.
+    fn assemble(mut head: Head, ctx: &[u8], state: &[u8]) -> Result<Arc<Session>, SessionError> {
+        let tail = ctx.len() + state.len();
+        head.tail_len = u32::try_from(tail).map_err(|_| SessionError::StateTooLong(state.len()))?;
+        // A session's size: the head's, plus the tail, rounded up to the
+        // head's alignment (8, its `u64`s'). So it is exactly `words` words.
+        let words = (size_of::<Head>() + tail).div_ceil(size_of::<u64>());
+        let memory: Arc<[MaybeUninit<u64>]> = Arc::new_uninit_slice(words);
+        let data = Arc::into_raw(memory) as *mut MaybeUninit<u64> as *mut u8;
+        // A session pointer's metadata is its tail's length.
+        let session = std::ptr::slice_from_raw_parts_mut(data, tail) as *mut Session;
+        // SAFETY: `data` points to `words * 8` writable bytes, aligned for
+        // `u64` and so for `Head`, that nothing else can reach: the `Arc`
+        // was just made and its only count went into the raw pointer. The
+        // head fills the first `size_of::<Head>()` bytes (the tail starts
+        // right after it: `Session` is `repr(C)`, and a `[u8]` needs no
+        // padding), and the tail's `tail` bytes fit in the rest, by the
+        // choice of `words`.
+        unsafe {
+            std::ptr::addr_of_mut!((*session).head).write(head);
+            let bytes = std::ptr::addr_of_mut!((*session).tail) as *mut u8;
+            std::ptr::copy_nonoverlapping(ctx.as_ptr(), bytes, ctx.len());
+            std::ptr::copy_nonoverlapping(state.as_ptr(), bytes.add(ctx.len()), state.len());
+        }
+        // SAFETY: every byte of the session is now initialized (the head
+        // and the tail; what follows the tail is padding). The pointer is
+        // from `Arc::into_raw` of an `Arc<[MaybeUninit<u64>]>` whose data
+        // has the same size as this session (`words * 8`, its
+        // `size_of_val`, as computed above) and the same alignment (8), so
+        // the counts sit where `Arc<Session>` looks for them and its last
+        // drop frees the allocation with the layout it was made with.
+        Ok(unsafe { Arc::from_raw(session) })
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let ctx = usize::from(self.head.ctx_len);
+        if let Some(state) = self.tail.get_mut(ctx..) {
+            wipe(state);
+        }
     }
 }
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("id", &self.id)
-            .field("sid_ctx", &self.sid_ctx)
-            .field("version", &self.version)
+            .field("id", &self.head.id)
+            .field("sid_ctx", &self.sid_ctx())
+            .field("version", &self.head.version)
             .field("time", &self.time())
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.head.timeout)
             .field(
                 "state",
-                &format_args!("<{} secret bytes>", self.state.len()),
+                &format_args!("<{} secret bytes>", self.state().len()),
             )
             .field("peer", &self.peer())
             .field(
                 "ex_data",
-                &self.extras.as_ref().is_some_and(|e| e.ex_data.is_some()),
+                &self
+                    .head
+                    .extras
+                    .as_ref()
+                    .is_some_and(|e| e.ex_data.is_some()),
             )
             .field("resumable", &self.is_resumable())
             .finish()
@@ -348,7 +449,7 @@ pub struct SessionBuilder {
     version: ProtocolVersion,
     time: Option<u64>,
     timeout: u64,
-    state: Zeroizing<Vec<u8>>,
+    state: Wiped,
     peer: Option<PeerKey>,
     ex_data: Option<ExData>,
 }
@@ -392,74 +493,86 @@ impl SessionBuilder {
         self
     }
 
-    /// The session, or why its id or context is not acceptable.
-    pub fn build(self) -> Result<Session, SessionError> {
-        Ok(Session {
-            id: self.id?,
-            sid_ctx: self.sid_ctx?,
-            version: self.version,
+    /// The session, ready to share, or why its id, context or state is not
+    /// acceptable. The state is copied into the session's own allocation,
+    /// and the builder's copy zeroized.
+    ///
+    /// ```
+    /// use tlscache_policy::Session;
+    ///
+    /// let session = Session::builder(b"id", b"secret".to_vec())
+    ///     .sid_ctx(b"web")
+    ///     .build()?;
+    /// assert_eq!(session.state(), b"secret");
+    /// assert_eq!(session.sid_ctx_bytes(), b"web");
+    /// # Ok::<(), tlscache_policy::SessionError>(())
+    /// ```
+    pub fn build(self) -> Result<Arc<Session>, SessionError> {
+        let sid_ctx = self.sid_ctx?;
+        let ctx = sid_ctx.as_bytes();
+        let head = Head {
             time: AtomicU64::new(self.time.unwrap_or_else(unix_now)),
             timeout: self.timeout,
-            state: Secret(into_exact(self.state)),
+            not_resumable: AtomicBool::new(false),
+            // At most 32: a `SidCtx` is never longer.
+            ctx_len: ctx.len() as u8,
+            version: self.version,
+            tail_len: 0,
+            id: self.id?,
             extras: (self.peer.is_some() || self.ex_data.is_some()).then(|| {
                 Box::new(Extras {
                     peer: self.peer,
                     ex_data: self.ex_data,
                 })
             }),
-            not_resumable: AtomicBool::new(false),
-        })
+        };
+        Session::assemble(head, ctx, &self.state.0)
     }
 }
 
-/// The state's bytes in an allocation of exactly their length. A vector
-/// with spare capacity is copied (and the original zeroized when dropped)
-/// rather than shrunk in place, which could leave the secret in memory the
-/// allocator has taken back.
-fn into_exact(mut state: Zeroizing<Vec<u8>>) -> Box<[u8]> {
-    if state.len() == state.capacity() {
-        std::mem::take(&mut *state).into_boxed_slice()
-    } else {
-        Box::from(&state[..])
+/// A builder's state, zeroized (all its capacity) when the builder drops.
+struct Wiped(Vec<u8>);
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        let capacity = self.0.capacity();
+        // SAFETY: the vector's buffer is `capacity` writable bytes (none
+        // when it has not allocated, and then nothing is written).
+        unsafe { wipe_raw(self.0.as_mut_ptr(), capacity) };
     }
 }
 
-/// A session's state: zeroized when dropped, a word at a time.
+/// Overwrites `bytes` with zeros through volatile stores: eight bytes at a
+/// time where aligned, single bytes at the ends.
 ///
 /// `zeroize` writes a byte slice one volatile byte at a time: 256 stores
 /// for a 256-byte state, and most of the cost of dropping a session
 /// (`perf annotate` of `drop_in_place<Session>`). Eight-byte stores do the
 /// same work in an eighth of the stores, and are just as volatile, so the
 /// compiler keeps them though the memory is freed right after.
-struct Secret(Box<[u8]>);
-
-impl std::ops::Deref for Secret {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        wipe(&mut self.0);
-    }
-}
-
-/// Overwrites `bytes` with zeros through volatile stores: eight bytes at a
-/// time where aligned, single bytes at the ends.
 fn wipe(bytes: &mut [u8]) {
-    // SAFETY: any eight bytes are a valid `u64`, and `align_to_mut` hands
-    // out only aligned, in-bounds, non-overlapping parts of `bytes`.
-    let (head, words, tail) = unsafe { bytes.align_to_mut::<u64>() };
-    for byte in head.iter_mut().chain(tail.iter_mut()) {
-        // SAFETY: a valid, aligned, exclusive reference.
-        unsafe { std::ptr::write_volatile(byte, 0) };
+    // SAFETY: a slice's bytes are writable and `len` long.
+    unsafe { wipe_raw(bytes.as_mut_ptr(), bytes.len()) }
+}
+
+/// [`wipe`] of the `len` bytes at `start`, which may be uninitialized.
+///
+/// # Safety
+///
+/// `start` points to `len` bytes this thread may write.
+unsafe fn wipe_raw(start: *mut u8, len: usize) {
+    let head = start.align_offset(align_of::<u64>()).min(len);
+    let words = (len - head) / size_of::<u64>();
+    for i in (0..head).chain(head + words * size_of::<u64>()..len) {
+        // SAFETY: `i < len`, in bounds by the caller's guarantee.
+        unsafe { std::ptr::write_volatile(start.add(i), 0) };
     }
-    for word in words {
+    // SAFETY: `start + head` is aligned for `u64` (or `words` is zero),
+    // and `words` words from it end within `len`.
+    let aligned = unsafe { start.add(head) } as *mut u64;
+    for i in 0..words {
         // SAFETY: as above.
-        unsafe { std::ptr::write_volatile(word, 0) };
+        unsafe { std::ptr::write_volatile(aligned.add(i), 0) };
     }
     // As `zeroize` does: no later access is moved before the wipe.
     std::sync::atomic::compiler_fence(Ordering::SeqCst);
@@ -489,6 +602,56 @@ mod tests {
                 assert!(buffer[start + len..].iter().all(|&b| b == 0xA5));
             }
         }
+    }
+
+    #[test]
+    fn a_session_is_one_allocation_of_its_head_and_tail() {
+        for ctx_len in [0, 1, 7, 32] {
+            for state_len in 0..=80 {
+                let ctx: Vec<u8> = (0..ctx_len as u8).map(|b| b ^ 0x5A).collect();
+                let state: Vec<u8> = (0..state_len as u8).collect();
+                let session = Session::builder(&[3; 32], state.clone())
+                    .sid_ctx(&ctx)
+                    .build()
+                    .unwrap();
+                assert_eq!(session.sid_ctx_bytes(), &ctx[..]);
+                assert_eq!(session.sid_ctx().as_bytes(), &ctx[..]);
+                assert_eq!(session.state(), &state[..]);
+                assert_eq!(session.id().as_bytes(), &[3; 32]);
+                // The size `assemble` allocated: the head and the tail in
+                // whole words.
+                let words = (size_of::<Head>() + ctx_len + state_len).div_ceil(8);
+                assert_eq!(size_of_val(&*session), words * 8);
+                assert_eq!(align_of_val(&*session), 8);
+                // The cache keeps the address alone and gets the very
+                // pointer back, length included.
+                let full = Arc::as_ptr(&session);
+                // SAFETY: the address of a live session, held by an `Arc`.
+                let back = unsafe { <Session as Thin>::from_thin(full.cast()) };
+                assert!(std::ptr::eq(back, full));
+            }
+        }
+    }
+
+    #[test]
+    fn the_head_takes_72_bytes() {
+        // What the memory figures assume: a server session costs its
+        // allocation's header, these 72 bytes and its tail.
+        assert_eq!(size_of::<Head>(), 72);
+    }
+
+    #[test]
+    fn a_builders_state_is_wiped_with_its_spare_room() {
+        // What `Wiped` does as it drops: the whole buffer, not only the
+        // bytes in use, since spare room can hold what a shorter state
+        // left there.
+        let mut state = vec![0xA5u8; 40];
+        state.truncate(20);
+        // SAFETY: the vector's buffer is `capacity` writable bytes.
+        unsafe { wipe_raw(state.as_mut_ptr(), state.capacity()) };
+        // SAFETY: all 40 bytes were just written (zeros).
+        unsafe { state.set_len(40) };
+        assert!(state.iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{cache, cache_with, id, session_for, T0};
@@ -41,7 +40,7 @@ fn oversized_and_empty_ids_and_contexts_are_errors() {
 #[test]
 fn lookups_with_bad_ids_or_contexts_miss_and_count_nothing() {
     let (c, _) = cache();
-    let s = Arc::new(c.session_builder(&id(1), vec![1]).build().unwrap());
+    let s = c.session_builder(&id(1), vec![1]).build().unwrap();
     c.add_session(&s);
     assert!(c.lookup(&[], b"").is_none());
     assert!(c.lookup(&[1; 33], b"").is_none());
@@ -88,13 +87,12 @@ fn a_huge_timeout_never_expires_and_nothing_overflows() {
     let s = session_for(&c, 1, u64::MAX);
     assert_eq!(s.expires_at(), None);
     c.add_session(&s);
-    let edge = Arc::new(
-        c.session_builder(&id(2), vec![2])
-            .time(u64::MAX - 5)
-            .timeout(5)
-            .build()
-            .unwrap(),
-    );
+    let edge = c
+        .session_builder(&id(2), vec![2])
+        .time(u64::MAX - 5)
+        .timeout(5)
+        .build()
+        .unwrap();
     c.add_session(&edge);
     c.flush_sessions(u64::MAX);
     // The edge session's last second is u64::MAX, and no t > u64::MAX.
@@ -107,23 +105,21 @@ fn a_huge_timeout_never_expires_and_nothing_overflows() {
 #[test]
 fn sessions_from_the_future_do_not_resume() {
     let (c, _) = cache();
-    let far = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .time(T0 + 3600)
-            .build()
-            .unwrap(),
-    );
-    let near = Arc::new(
-        c.session_builder(&id(2), vec![2])
-            .time(T0 + MAX_CLOCK_SKEW)
-            .build()
-            .unwrap(),
-    );
+    let far = c
+        .session_builder(&id(1), vec![1])
+        .time(T0 + 3600)
+        .build()
+        .unwrap();
+    let near = c
+        .session_builder(&id(2), vec![2])
+        .time(T0 + MAX_CLOCK_SKEW)
+        .build()
+        .unwrap();
     c.add_session(&far);
     c.add_session(&near);
     assert!(c.lookup(&id(1), b"").is_none());
     assert!(c.lookup(&id(2), b"").is_some(), "within the allowed skew");
-    let ancient = Arc::new(c.session_builder(&id(3), vec![3]).time(0).build().unwrap());
+    let ancient = c.session_builder(&id(3), vec![3]).time(0).build().unwrap();
     c.add_session(&ancient);
     assert!(c.lookup(&id(3), b"").is_none());
     assert_eq!(c.stats().timeouts, 1);
@@ -151,7 +147,7 @@ fn every_size_works_with_any_shard_count() {
                 };
                 let add = |n: u64| {
                     let s = c.session_builder(&[n as u8; 32], vec![1]).build().unwrap();
-                    c.add_session(&Arc::new(s))
+                    c.add_session(&s)
                 };
                 let held = (size - 1).max(1);
                 let case = format!("shards {shards:?}, size {size}, at build {at_build}");

@@ -253,12 +253,11 @@ fn off_stores_nothing_automatically() {
     let (c, _, store) = with_store(SessionCache::builder().mode(CacheMode::OFF));
     let s = session(&c, 1);
     c.handshake_finished(Side::Server, Handshake::New(&s));
-    let client = Arc::new(
-        c.session_builder(&id(2), vec![2])
-            .peer(tlscache_policy::PeerKey::new("example.com:443"))
-            .build()
-            .unwrap(),
-    );
+    let client = c
+        .session_builder(&id(2), vec![2])
+        .peer(tlscache_policy::PeerKey::new("example.com:443"))
+        .build()
+        .unwrap();
     c.handshake_finished(Side::Client, Handshake::New(&client));
     assert_eq!(c.sess_number(), 0);
     assert!(c.client_session(b"example.com:443").is_none());
@@ -273,12 +272,11 @@ fn off_stores_nothing_automatically() {
 fn client_sessions_are_stored_only_in_client_mode() {
     let (c, _) = cache();
     let peer = tlscache_policy::PeerKey::new("upstream:443");
-    let s = Arc::new(
-        c.session_builder(&id(1), vec![1])
-            .peer(peer.clone())
-            .build()
-            .unwrap(),
-    );
+    let s = c
+        .session_builder(&id(1), vec![1])
+        .peer(peer.clone())
+        .build()
+        .unwrap();
     c.handshake_finished(Side::Client, Handshake::New(&s));
     assert!(c.client_session(peer.as_bytes()).is_none());
     c.set_mode(CacheMode::CLIENT);
@@ -722,13 +720,11 @@ fn client_sessions_per_peer() {
     );
     let peer = tlscache_policy::PeerKey::new("db.internal:5432");
     let make = |n: u8, timeout: u64| {
-        Arc::new(
-            c.session_builder(&id(n), vec![n])
-                .peer(peer.clone())
-                .timeout(timeout)
-                .build()
-                .unwrap(),
-        )
+        c.session_builder(&id(n), vec![n])
+            .peer(peer.clone())
+            .timeout(timeout)
+            .build()
+            .unwrap()
     };
     for (n, timeout) in [(1, 100), (2, 100), (3, 5)] {
         c.handshake_finished(Side::Client, Handshake::New(&make(n, timeout)));

@@ -181,12 +181,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .map(|n| {
             (0..VARIANTS)
                 .map(|v| {
-                    Arc::new(
-                        c.session_builder(&[n; 32], vec![n, v as u8])
-                            .timeout(timeout_of(n, v))
-                            .build()
-                            .unwrap(),
-                    )
+                    c.session_builder(&[n; 32], vec![n, v as u8])
+                        .timeout(timeout_of(n, v))
+                        .build()
+                        .unwrap()
                 })
                 .collect()
         })

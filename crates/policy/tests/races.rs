@@ -37,12 +37,11 @@ fn refcounts_balance_under_racing_operations() {
                         let n = rng.gen_range(0..64u32);
                         match rng.gen_range(0..100) {
                             0..=24 => {
-                                let s = Arc::new(
-                                    c.session_builder(&id_of(n), vec![n as u8; 64])
-                                        .timeout(rng.gen_range(1..20))
-                                        .build()
-                                        .unwrap(),
-                                );
+                                let s = c
+                                    .session_builder(&id_of(n), vec![n as u8; 64])
+                                    .timeout(rng.gen_range(1..20))
+                                    .build()
+                                    .unwrap();
                                 if rng.gen_bool(0.5) {
                                     c.add_session(&s);
                                 } else {
@@ -103,7 +102,7 @@ fn no_session_resumes_after_its_removal_returned() {
         scope.spawn(|| {
             let _stop = Stop(&current);
             for r in 0..ROUNDS {
-                let s = Arc::new(c.session_builder(&id_of(r), vec![1]).build().unwrap());
+                let s = c.session_builder(&id_of(r), vec![1]).build().unwrap();
                 c.add_session(&s);
                 current.store(r as usize, Ordering::Release);
                 std::thread::yield_now();
@@ -160,7 +159,7 @@ fn a_single_use_ticket_resumes_once_among_eight_racers() {
             });
         }
         for r in 0..ROUNDS {
-            let s = Arc::new(c.session_builder(&id_of(r), vec![1]).build().unwrap());
+            let s = c.session_builder(&id_of(r), vec![1]).build().unwrap();
             c.add_session(&s);
             barrier.wait();
             barrier.wait();

@@ -126,7 +126,7 @@ impl ExternalStore for RedisStore {
         if !session.is_resumable() {
             return Ok(());
         }
-        let key = self.key(session.sid_ctx(), session.id());
+        let key = self.key(&session.sid_ctx(), session.id());
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key).arg(&session.encode()[..]);
         match remaining_ms(session) {
@@ -166,7 +166,7 @@ impl ExternalStore for RedisStore {
         if why != Removal::Removed {
             return Ok(());
         }
-        let key = self.key(session.sid_ctx(), session.id());
+        let key = self.key(&session.sid_ctx(), session.id());
         let mut cmd = redis::cmd("DEL");
         cmd.arg(&key);
         self.pool.call(Some(&key), |conn| conn.run::<u64>(&cmd))?;

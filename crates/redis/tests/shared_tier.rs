@@ -61,7 +61,7 @@ fn the_key_and_value_are_as_documented() {
     key.push(CTX.len() as u8);
     key.extend_from_slice(CTX);
     key.extend_from_slice(session.id().as_bytes());
-    assert_eq!(store.key(session.sid_ctx(), session.id()), key);
+    assert_eq!(store.key(&session.sid_ctx(), session.id()), key);
 
     let mut conn = server.connection();
     let value: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
@@ -172,7 +172,7 @@ fn a_session_past_its_lifetime_is_gone_from_redis_too() {
     // Valid within this second and the next: gone at most ~2 s from now.
     let session = new_session(&a, 7, 1);
     finish_new(&a, &session);
-    let key = store.key(session.sid_ctx(), session.id());
+    let key = store.key(&session.sid_ctx(), session.id());
     let mut conn = server.connection();
     let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
     assert!((1..=2000).contains(&pttl), "PTTL {pttl}");
@@ -183,16 +183,15 @@ fn a_session_past_its_lifetime_is_gone_from_redis_too() {
     assert!(b.lookup(session.id().as_bytes(), CTX).is_none());
 
     // One already timed out is not stored at all.
-    let old = Arc::new(
-        a.session_builder(&[8; 32], b"old".to_vec())
-            .time(1_000_000)
-            .timeout(10)
-            .build()
-            .unwrap(),
-    );
+    let old = a
+        .session_builder(&[8; 32], b"old".to_vec())
+        .time(1_000_000)
+        .timeout(10)
+        .build()
+        .unwrap();
     finish_new(&a, &old);
     let exists: u64 = redis::cmd("EXISTS")
-        .arg(store.key(old.sid_ctx(), old.id()))
+        .arg(store.key(&old.sid_ctx(), old.id()))
         .query(&mut conn)
         .unwrap();
     assert_eq!(exists, 0);

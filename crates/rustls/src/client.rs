@@ -97,7 +97,7 @@ impl ClientSessionStore for ClientStore {
             .ex_data(Arc::new(Ticket(Mutex::new(Some(value)))))
             .build();
         if let Ok(session) = session {
-            self.cache.new_session(Side::Client, &Arc::new(session));
+            self.cache.new_session(Side::Client, &session);
         }
     }
 

@@ -63,7 +63,7 @@ impl StoresServerSessions for ServerStore {
         else {
             return false;
         };
-        self.cache.new_session(Side::Server, &Arc::new(session));
+        self.cache.new_session(Side::Server, &session);
         true
     }
 

@@ -31,24 +31,20 @@ pub fn cache() -> (SessionCache, ManualClock) {
 
 /// A session with id `[n; 32]` made now in `cache`'s context.
 pub fn session(cache: &SessionCache, n: u8) -> Arc<Session> {
-    Arc::new(
-        cache
-            .session_builder(&[n; 32], vec![n; 48])
-            .build()
-            .unwrap(),
-    )
+    cache
+        .session_builder(&[n; 32], vec![n; 48])
+        .build()
+        .unwrap()
 }
 
 /// A session with id `[n; 32]` made now in `cache`'s context, living
 /// `timeout` seconds.
 pub fn session_for(cache: &SessionCache, n: u8, timeout: u64) -> Arc<Session> {
-    Arc::new(
-        cache
-            .session_builder(&[n; 32], vec![n])
-            .timeout(timeout)
-            .build()
-            .unwrap(),
-    )
+    cache
+        .session_builder(&[n; 32], vec![n])
+        .timeout(timeout)
+        .build()
+        .unwrap()
 }
 
 pub fn id(n: u8) -> [u8; 32] {

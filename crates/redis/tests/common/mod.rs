@@ -250,11 +250,9 @@ pub fn store_on(url: &str) -> RedisStore {
 pub fn new_session(cache: &SessionCache, id: u32, timeout: u64) -> Arc<Session> {
     let mut sid = [0u8; 32];
     sid[..4].copy_from_slice(&id.to_be_bytes());
-    Arc::new(
-        cache
-            .session_builder(&sid, format!("state of {id}").into_bytes())
-            .timeout(timeout)
-            .build()
-            .expect("a valid session"),
-    )
+    cache
+        .session_builder(&sid, format!("state of {id}").into_bytes())
+        .timeout(timeout)
+        .build()
+        .expect("a valid session")
 }
