@@ -153,10 +153,13 @@ impl SessionCache {
             0 => DEFAULT_TIMEOUT,
             t => t,
         };
-        Session::builder(id, state)
-            .sid_ctx(config.sid_ctx.as_bytes())
-            .time(self.clock.secs())
-            .timeout(timeout)
+        SessionBuilder::with(
+            id,
+            state.into(),
+            config.sid_ctx,
+            Some(self.clock.secs()),
+            timeout,
+        )
     }
 
     /// `SSL_CTX_add_session`: stores `session` under its id.
