@@ -62,7 +62,7 @@ impl Wanted<'_> {
     /// timeout), then the two this crate adds (see the crate docs).
     fn verdict(&self, session: &Session) -> Verdict {
         if self.version.is_some_and(|v| v != session.version())
-            || session.sid_ctx_bytes() != self.sid_ctx.as_bytes()
+            || !session.in_context(self.sid_ctx.as_bytes())
         {
             Verdict::Refused
         } else if session.is_expired(self.now) {

@@ -291,6 +291,15 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// Whether the session was made in context `ctx`: by the length alone
+    /// when it differs or is zero (the common case, no context), so that
+    /// a lookup reads no more of the session than its head.
+    #[inline]
+    pub(crate) fn in_context(&self, ctx: &[u8]) -> bool {
+        usize::from(self.head.ctx_len) == ctx.len()
+            && (ctx.is_empty() || self.sid_ctx_bytes() == ctx)
+    }
+
     /// The protocol version it was negotiated with.
     pub fn version(&self) -> ProtocolVersion {
         self.head.version
