@@ -50,6 +50,8 @@
 
 mod access;
 mod arena;
+#[cfg(not(loom))]
+mod blob;
 mod builder;
 mod cache;
 mod clock;
@@ -65,6 +67,8 @@ mod sync;
 mod threads;
 mod wheel;
 
+#[cfg(not(loom))]
+pub use blob::Blob;
 pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, DEFAULT_COLLECT_EVERY, MAX_SHARDS};
 pub use cache::{Cache, POOLED_PER_SHARD};
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};

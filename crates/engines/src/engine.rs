@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tlscache_core::{Clock, CoarseClock};
+use tlscache_core::{Blob, Clock, CoarseClock};
 use tlscache_policy::{CacheMode, Handshake, SessionCache, Side};
 
 /// A session id, as a TLS server hands them out: 32 bytes.
@@ -38,11 +38,12 @@ pub enum EngineKind {
     Tlscache,
     /// tlscache-policy: the full OpenSSL contract on the core.
     Policy,
-    /// tlscache-core holding a copy of the state per session, as a TLS
-    /// stack's session objects are held: the per-session costs the policy
-    /// layer pays (an allocation and a copy per store, a value of its own
-    /// to count and to free per session), without the layer. The
-    /// baseline that tells the layer's own cost from those.
+    /// tlscache-core holding a copy of the state per session, in one
+    /// allocation ([`tlscache_core::Blob`]), as a TLS stack's session
+    /// objects are held: the per-session costs the policy layer pays (an
+    /// allocation and a copy per store, a value of its own to count and to
+    /// free per session), without the layer. The baseline that tells the
+    /// layer's own cost from those.
     TlscacheCopy,
     /// quick_cache's concurrent cache.
     QuickCache,
@@ -89,8 +90,8 @@ impl EngineKind {
     /// An engine of this kind holding at most `capacity` sessions.
     pub fn build(self, capacity: usize, timeout: Duration) -> Result<Box<dyn Engine>, String> {
         Ok(match self {
-            EngineKind::Tlscache => Box::new(Core::<false>(core_cache(capacity)?)),
-            EngineKind::TlscacheCopy => Box::new(Core::<true>(core_cache(capacity)?)),
+            EngineKind::Tlscache => Box::new(Core::<Vec<u8>>(core_cache(capacity)?)),
+            EngineKind::TlscacheCopy => Box::new(Core::<Blob>(core_cache(capacity)?)),
             EngineKind::Policy => Box::new(Policy(
                 SessionCache::builder()
                     .mode(CacheMode::SERVER)
@@ -125,24 +126,43 @@ impl EngineKind {
     }
 }
 
-fn core_cache(capacity: usize) -> Result<tlscache_core::Cache<SessionId, Vec<u8>>, String> {
+fn core_cache<V: Holds + ?Sized>(
+    capacity: usize,
+) -> Result<tlscache_core::Cache<SessionId, V>, String> {
     tlscache_core::Cache::builder()
         .capacity(capacity)
         .build()
         .map_err(|e| e.to_string())
 }
 
-/// tlscache-core; with `COPY`, holding a copy of the state per session
-/// (`tlscache-copy`) rather than the caller's shared handle.
-struct Core<const COPY: bool>(tlscache_core::Cache<SessionId, Vec<u8>>);
+/// What tlscache-core holds per session: the caller's shared state
+/// (`tlscache`), or a copy of it in one allocation (`tlscache-copy`), as
+/// the policy layer's sessions are.
+trait Holds: tlscache_core::Thin + Send + Sync + 'static {
+    const NAME: &'static str;
+    fn hold(state: &State) -> Arc<Self>;
+}
 
-impl<const COPY: bool> Engine for Core<COPY> {
+impl Holds for Vec<u8> {
+    const NAME: &'static str = "tlscache";
+    fn hold(state: &State) -> Arc<Self> {
+        Arc::clone(state)
+    }
+}
+
+impl Holds for Blob {
+    const NAME: &'static str = "tlscache-copy";
+    fn hold(state: &State) -> Arc<Self> {
+        Blob::new(state)
+    }
+}
+
+/// tlscache-core holding a `V` per session (see `Holds`).
+struct Core<V: Holds + ?Sized>(tlscache_core::Cache<SessionId, V>);
+
+impl<V: Holds + ?Sized> Engine for Core<V> {
     fn name(&self) -> &'static str {
-        if COPY {
-            "tlscache-copy"
-        } else {
-            "tlscache"
-        }
+        V::NAME
     }
     fn lookup(&self, id: &SessionId) -> bool {
         self.0.get(id).is_some()
@@ -151,12 +171,7 @@ impl<const COPY: bool> Engine for Core<COPY> {
         self.0.take(id).is_some()
     }
     fn store(&self, id: SessionId, state: &State, timeout: Duration) {
-        let value = if COPY {
-            Arc::new(state.to_vec())
-        } else {
-            Arc::clone(state)
-        };
-        self.0.put_with_ttl(id, value, timeout);
+        self.0.put_with_ttl(id, V::hold(state), timeout);
     }
     fn sessions(&self) -> Option<u64> {
         Some(self.0.len())
@@ -181,7 +196,7 @@ impl Engine for Policy {
     fn store(&self, id: SessionId, state: &State, timeout: Duration) {
         let built = self
             .0
-            .session_builder(&id, state.to_vec())
+            .session_builder(&id, &state[..])
             .timeout(timeout.as_secs())
             .build();
         if let Ok(session) = built {

@@ -122,7 +122,7 @@ impl Engine for TwoTier {
     fn store(&self, id: SessionId, state: &State, timeout: Duration) {
         let cache = self.current();
         let built = cache
-            .session_builder(&id, state.to_vec())
+            .session_builder(&id, &state[..])
             .timeout(timeout.as_secs())
             .build();
         if let Ok(session) = built {

@@ -1,5 +1,6 @@
 //! The session cache OpenSSL keeps per `SSL_CTX`.
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -147,7 +148,11 @@ impl SessionCache {
 
     /// A builder for a session made now in this cache's context, with its
     /// timeout: what `ssl_get_new_session` fills in.
-    pub fn session_builder(&self, id: &[u8], state: impl Into<Vec<u8>>) -> SessionBuilder {
+    pub fn session_builder<'a>(
+        &self,
+        id: &[u8],
+        state: impl Into<Cow<'a, [u8]>>,
+    ) -> SessionBuilder<'a> {
         let config = self.config.load();
         let timeout = match config.timeout {
             0 => DEFAULT_TIMEOUT,

@@ -1,5 +1,6 @@
 //! Sessions and the short byte strings that name them.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -261,8 +262,10 @@ unsafe impl Thin for Session {
 
 impl Session {
     /// Starts a session with id `id` and resumption state `state`; see
-    /// [`SessionBuilder`] for the defaults.
-    pub fn builder(id: &[u8], state: impl Into<Vec<u8>>) -> SessionBuilder {
+    /// [`SessionBuilder`] for the defaults. The state is borrowed (`&[u8]`)
+    /// or owned (`Vec<u8>`, zeroized when the builder drops); either way
+    /// `build` copies it into the session.
+    pub fn builder<'a>(id: &[u8], state: impl Into<Cow<'a, [u8]>>) -> SessionBuilder<'a> {
         SessionBuilder::with(
             id,
             state.into(),
@@ -448,25 +451,25 @@ impl fmt::Debug for Session {
 /// `SSL_SESSION_new`), no peer. A cache's
 /// [`session_builder`](crate::SessionCache::session_builder) starts from the
 /// cache's context and timeout instead, as `ssl_get_new_session` does.
-pub struct SessionBuilder {
+pub struct SessionBuilder<'a> {
     /// Checked as given (no copy to the heap); an error waits for `build`.
     id: Result<SessionId, SessionError>,
     sid_ctx: Result<SidCtx, SessionError>,
     version: ProtocolVersion,
     time: Option<u64>,
     timeout: u64,
-    state: Wiped,
+    state: Wiped<'a>,
     peer: Option<PeerKey>,
     ex_data: Option<ExData>,
 }
 
-impl SessionBuilder {
+impl<'a> SessionBuilder<'a> {
     /// A builder with its context, creation time and timeout given at
     /// once: each setter moves the whole builder (about 160 bytes, a
     /// `memcpy` call), and a cache's `session_builder` would call three.
     pub(crate) fn with(
         id: &[u8],
-        state: Vec<u8>,
+        state: Cow<'a, [u8]>,
         sid_ctx: SidCtx,
         time: Option<u64>,
         timeout: u64,
@@ -558,15 +561,19 @@ impl SessionBuilder {
     }
 }
 
-/// A builder's state, zeroized (all its capacity) when the builder drops.
-struct Wiped(Vec<u8>);
+/// A builder's state: borrowed, or owned and then zeroized (all its
+/// capacity) when the builder drops.
+struct Wiped<'a>(Cow<'a, [u8]>);
 
-impl Drop for Wiped {
+impl Drop for Wiped<'_> {
     fn drop(&mut self) {
-        let capacity = self.0.capacity();
-        // SAFETY: the vector's buffer is `capacity` writable bytes (none
-        // when it has not allocated, and then nothing is written).
-        unsafe { wipe_raw(self.0.as_mut_ptr(), capacity) };
+        if let Cow::Owned(state) = &mut self.0 {
+            let capacity = state.capacity();
+            // SAFETY: the vector's buffer is `capacity` writable bytes
+            // (none when it has not allocated, and then nothing is
+            // written).
+            unsafe { wipe_raw(state.as_mut_ptr(), capacity) };
+        }
     }
 }
 
