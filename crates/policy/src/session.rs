@@ -378,8 +378,12 @@ impl Session {
     /// A session of `head` and a tail of `ctx` then `state`, in one
     /// allocation; `head.tail_len` is set here.
     fn assemble(mut head: Head, ctx: &[u8], state: &[u8]) -> Result<Arc<Session>, SessionError> {
+        if state.len() > MAX_STATE_LEN {
+            return Err(SessionError::StateTooLong(state.len()));
+        }
         let tail = ctx.len() + state.len();
-        head.tail_len = u32::try_from(tail).map_err(|_| SessionError::StateTooLong(state.len()))?;
+        // At most `u32::MAX`: the context holds at most 32 bytes.
+        head.tail_len = tail as u32;
         // A session's size: the head's, plus the tail, rounded up to the
         // head's alignment (8, its `u64`s'). So it is exactly `words` words.
         let words = (size_of::<Head>() + tail).div_ceil(size_of::<u64>());
