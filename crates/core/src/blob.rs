@@ -1,4 +1,4 @@
-//! A byte string in one allocation: a cache value for bytes.
+//! Records in one allocation: a fixed head, then bytes of any length.
 
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -6,52 +6,117 @@ use std::mem::MaybeUninit;
 use crate::entry::Thin;
 use crate::sync::Arc;
 
-/// A byte string in one allocation: its length, then its bytes. As a
-/// cache's value it costs one allocation where an `Arc<Vec<u8>>` costs
-/// two (the `Arc` with the vector's header, and the bytes), which is the
-/// difference between one cold line to free and two when it leaves.
+/// A record in one allocation: the length of its bytes, a fixed head `H`,
+/// then the bytes. As a cache's value it costs one allocation where a
+/// head beside an `Arc<Vec<u8>>` costs two or three, which is the
+/// difference between one cold line to free and several when it leaves.
+/// It is [`Thin`], so a [`Cache`](crate::Cache) holds it; [`Blob`] is the
+/// one without a head.
+///
+/// ```
+/// use tlscache_core::{Cache, Tailed};
+///
+/// let cache: Cache<u32, Tailed<u64>> = Cache::builder().capacity(100).build()?;
+/// cache.put(1, Tailed::new(7, &[b"session ", b"state"]));
+/// let hit = cache.get(&1).expect("just stored");
+/// assert_eq!((*hit.head(), hit.bytes()), (7, &b"session state"[..]));
+/// # Ok::<(), tlscache_core::BuildError>(())
+/// ```
+#[repr(C)]
+pub struct Tailed<H> {
+    len: usize,
+    head: H,
+    bytes: [u8],
+}
+
+/// `Tailed<H>` with no bytes, sized, for its fields' offsets: `repr(C)`
+/// places them alike (a byte array needs no padding either way).
+#[repr(C)]
+struct Fixed<H> {
+    len: usize,
+    head: H,
+    bytes: [u8; 0],
+}
+
+/// A byte string in one allocation: its length, then its bytes.
 ///
 /// ```
 /// use tlscache_core::{Blob, Cache};
 ///
 /// let cache: Cache<u32, Blob> = Cache::builder().capacity(100).build()?;
-/// cache.put(1, Blob::new(b"session state"));
+/// cache.put(1, Blob::from_bytes(b"session state"));
 /// let hit = cache.get(&1).expect("just stored");
 /// assert_eq!(&**hit, b"session state");
 /// # Ok::<(), tlscache_core::BuildError>(())
 /// ```
-#[repr(C)]
-pub struct Blob {
-    len: usize,
-    bytes: [u8],
+pub type Blob = Tailed<()>;
+
+impl<H> Tailed<H> {
+    /// A record of `head` followed by each of `parts`, back to back.
+    ///
+    /// A head aligned beyond a `usize` (rare: a SIMD type) is refused
+    /// where this is compiled, as is one whose record could not fit.
+    pub fn new(head: H, parts: &[&[u8]]) -> Arc<Self> {
+        const WORD: usize = size_of::<usize>();
+        const {
+            assert!(
+                align_of::<H>() <= WORD,
+                "a Tailed head aligned past a usize"
+            )
+        };
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let at = std::mem::offset_of!(Fixed<H>, bytes);
+        // A record's size: its fixed part and its bytes, rounded up to its
+        // alignment (a `usize`'s, by the check above). So it is exactly
+        // `words` words.
+        let words = (at + len).div_ceil(WORD);
+        let memory: Arc<[MaybeUninit<usize>]> = Arc::new_uninit_slice(words);
+        let data = Arc::into_raw(memory) as *mut MaybeUninit<usize> as *mut u8;
+        let record = std::ptr::slice_from_raw_parts_mut(data, len) as *mut Self;
+        // SAFETY: `data` is `words * WORD` writable bytes, aligned for
+        // `usize` and so for the record, that nothing else reaches (the
+        // `Arc` was just made and its count went into the raw pointer):
+        // the length and the head, then `len` bytes from offset `at`,
+        // which fit by the choice of `words`.
+        unsafe {
+            std::ptr::addr_of_mut!((*record).len).write(len);
+            std::ptr::addr_of_mut!((*record).head).write(head);
+            let mut to = std::ptr::addr_of_mut!((*record).bytes) as *mut u8;
+            for part in parts {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), to, part.len());
+                to = to.add(part.len());
+            }
+        }
+        // SAFETY: the record is initialized (what follows its bytes is
+        // padding), and the pointer is from `Arc::into_raw` of data of the
+        // same size (`words * WORD`, the record's `size_of_val`) and
+        // alignment (`usize`'s), so `Arc<Self>` finds its counts where
+        // they are and frees the allocation with the layout it was made
+        // with.
+        unsafe { Arc::from_raw(record) }
+    }
+
+    /// The head.
+    pub fn head(&self) -> &H {
+        &self.head
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The bytes, to change in place (for instance to zeroize them as the
+    /// record drops).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
 }
 
 impl Blob {
     /// A blob holding a copy of `bytes`.
-    pub fn new(bytes: &[u8]) -> Arc<Blob> {
-        const WORD: usize = size_of::<usize>();
-        // A blob's size: its length word and its bytes, rounded up to the
-        // word's alignment. So it is exactly `words` words.
-        let words = (WORD + bytes.len()).div_ceil(WORD);
-        let memory: Arc<[MaybeUninit<usize>]> = Arc::new_uninit_slice(words);
-        let data = Arc::into_raw(memory) as *mut MaybeUninit<usize> as *mut u8;
-        let blob = std::ptr::slice_from_raw_parts_mut(data, bytes.len()) as *mut Blob;
-        // SAFETY: `data` is `words * WORD` writable bytes, aligned for
-        // `usize`, that nothing else reaches (the `Arc` was just made and
-        // its count went into the raw pointer): the length word first,
-        // then `bytes.len()` bytes, which fit by the choice of `words`.
-        unsafe {
-            std::ptr::addr_of_mut!((*blob).len).write(bytes.len());
-            let to = std::ptr::addr_of_mut!((*blob).bytes) as *mut u8;
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), to, bytes.len());
-        }
-        // SAFETY: the blob is initialized (what follows its bytes is
-        // padding), and the pointer is from `Arc::into_raw` of data of the
-        // same size (`words * WORD`, the blob's `size_of_val`) and
-        // alignment (`usize`'s), so `Arc<Blob>` finds its counts where
-        // they are and frees the allocation with the layout it was made
-        // with.
-        unsafe { Arc::from_raw(blob) }
+    pub fn from_bytes(bytes: &[u8]) -> Arc<Blob> {
+        Tailed::new((), &[bytes])
     }
 }
 
@@ -63,22 +128,25 @@ impl std::ops::Deref for Blob {
     }
 }
 
-impl fmt::Debug for Blob {
+impl<H: fmt::Debug> fmt::Debug for Tailed<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Blob(<{} bytes>)", self.bytes.len())
+        f.debug_struct("Tailed")
+            .field("head", &self.head)
+            .field("bytes", &format_args!("<{} bytes>", self.bytes.len()))
+            .finish()
     }
 }
 
-// SAFETY: a blob's pointer metadata is its bytes' length, which `new`
-// writes at the blob's address before the blob is shared; nothing changes
-// it after.
-unsafe impl Thin for Blob {
+// SAFETY: a record's pointer metadata is its bytes' length, which `new`
+// writes at the record's address (`len` is its first field) before the
+// record is shared; nothing changes it after.
+unsafe impl<H> Thin for Tailed<H> {
     #[inline]
-    unsafe fn from_thin(thin: *const u8) -> *const Blob {
-        // SAFETY: the caller's guarantee: a live blob at `thin`, whose
-        // length word sits at that address.
+    unsafe fn from_thin(thin: *const u8) -> *const Self {
+        // SAFETY: the caller's guarantee: a live record at `thin`, whose
+        // length sits at that address.
         let len = unsafe { *thin.cast::<usize>() };
-        std::ptr::slice_from_raw_parts(thin, len) as *const Blob
+        std::ptr::slice_from_raw_parts(thin, len) as *const Self
     }
 }
 
@@ -86,18 +154,27 @@ unsafe impl Thin for Blob {
 mod tests {
     use super::*;
 
+    fn check<H: PartialEq + fmt::Debug>(record: &Arc<Tailed<H>>, head: &H, bytes: &[u8]) {
+        assert_eq!((record.head(), record.bytes()), (head, bytes));
+        let at = std::mem::offset_of!(Fixed<H>, bytes);
+        let words = (at + bytes.len()).div_ceil(size_of::<usize>());
+        assert_eq!(size_of_val(&**record), words * size_of::<usize>());
+        let full = Arc::as_ptr(record);
+        // SAFETY: the address of a live record, held by an `Arc`.
+        let back = unsafe { <Tailed<H> as Thin>::from_thin(full.cast()) };
+        assert!(std::ptr::eq(back, full));
+    }
+
     #[test]
-    fn a_blob_is_its_bytes_in_an_allocation_of_its_size() {
+    fn a_record_is_its_head_and_parts_in_an_allocation_of_its_size() {
         for len in 0..=40 {
             let bytes: Vec<u8> = (0..len as u8).collect();
-            let blob = Blob::new(&bytes);
+            let blob = Blob::from_bytes(&bytes);
             assert_eq!(&blob[..], &bytes[..]);
-            let words = (size_of::<usize>() + len).div_ceil(size_of::<usize>());
-            assert_eq!(size_of_val(&*blob), words * size_of::<usize>());
-            let full = Arc::as_ptr(&blob);
-            // SAFETY: the address of a live blob, held by an `Arc`.
-            let back = unsafe { <Blob as Thin>::from_thin(full.cast()) };
-            assert!(std::ptr::eq(back, full));
+            check(&blob, &(), &bytes);
+            let (a, b) = bytes.split_at(len / 3);
+            check(&Tailed::new(0xABu8, &[a, b]), &0xAB, &bytes);
+            check(&Tailed::new([7u64; 3], &[a, &[], b]), &[7; 3], &bytes);
         }
     }
 }

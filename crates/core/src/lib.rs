@@ -68,7 +68,7 @@ mod threads;
 mod wheel;
 
 #[cfg(not(loom))]
-pub use blob::Blob;
+pub use blob::{Blob, Tailed};
 pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, DEFAULT_COLLECT_EVERY, MAX_SHARDS};
 pub use cache::{Cache, POOLED_PER_SHARD};
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};

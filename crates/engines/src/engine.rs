@@ -153,7 +153,7 @@ impl Holds for Vec<u8> {
 impl Holds for Blob {
     const NAME: &'static str = "tlscache-copy";
     fn hold(state: &State) -> Arc<Self> {
-        Blob::new(state)
+        Blob::from_bytes(state)
     }
 }
 

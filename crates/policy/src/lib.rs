@@ -167,6 +167,6 @@ pub use metrics::SessionMetrics;
 pub use mode::CacheMode;
 pub use session::{
     ExData, PeerKey, ProtocolVersion, Session, SessionBuilder, SessionError, SessionId, SidCtx,
-    MAX_SESSION_ID_LEN, MAX_SID_CTX_LEN, MAX_STATE_LEN, SESSION_DEFAULT_TIMEOUT,
+    MAX_SESSION_ID_LEN, MAX_SID_CTX_LEN, SESSION_DEFAULT_TIMEOUT,
 };
 pub use stats::SessionStats;

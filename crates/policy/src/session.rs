@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::mem::MaybeUninit;
-
-use tlscache_core::Thin;
+use tlscache_core::{Tailed, Thin};
 
 /// OpenSSL's `SSL_MAX_SSL_SESSION_ID_LENGTH`.
 pub const MAX_SESSION_ID_LEN: usize = 32;
@@ -32,14 +30,7 @@ pub enum SessionError {
     /// A session-id context holds at most 32 bytes.
     #[error("a session-id context holds at most {MAX_SID_CTX_LEN} bytes, got {0}")]
     ContextTooLong(usize),
-    /// A session's state holds at most [`MAX_STATE_LEN`] bytes.
-    #[error("a session's state holds at most {MAX_STATE_LEN} bytes, got {0}")]
-    StateTooLong(usize),
 }
-
-/// The longest state a session holds: its length and its context's are
-/// kept in 32 bits. Far past any TLS stack's session.
-pub const MAX_STATE_LEN: usize = u32::MAX as usize - MAX_SID_CTX_LEN;
 
 /// Up to 32 bytes inline, zero-padded, so that comparing and hashing the
 /// whole array (fixed-size, branch-free) sees only the meaningful bytes
@@ -202,17 +193,18 @@ impl fmt::Debug for PeerKey {
 /// last holder drops the session.
 ///
 /// A session is one allocation: its fixed fields, then its context's and
-/// its state's bytes, each exactly as long as it is. That is why the type
-/// is unsized, and only ever met behind a reference or an `Arc`.
-#[repr(C)]
-pub struct Session {
-    head: Head,
-    /// The session-id context's bytes (`head.ctx_len` of them), then the
-    /// state's, which are zeroized on drop.
-    tail: [u8],
-}
+/// its state's bytes, each exactly as long as it is (a
+/// [`Tailed`](tlscache_core::Tailed) record). That is why the type is
+/// unsized, and only ever met behind a reference or an `Arc`.
+#[repr(transparent)]
+pub struct Session(
+    /// The tail: the session-id context's bytes (`ctx_len` of them), then
+    /// the state's, which are zeroized on drop.
+    Tailed<Head>,
+);
 
-/// A session's fields of fixed size: 72 bytes. In this order: what a
+/// A session's fields of fixed size: 64 bytes, after the record's length
+/// (72 in all). In this order: what a
 /// lookup's checks read (time, timeout, the flag, the context's length,
 /// the version) comes first, right after the reference count the lookup
 /// takes, so that those checks miss less often on a cache line of their
@@ -228,9 +220,6 @@ struct Head {
     /// [`MAX_SID_CTX_LEN`].
     ctx_len: u8,
     version: ProtocolVersion,
-    /// The tail's length: the session pointer's metadata, which the cache
-    /// reads back from here (see the `Thin` impl).
-    tail_len: u32,
     id: SessionId,
     /// What most sessions lack (a client session's peer, application
     /// data), boxed so that a server session does not carry the room.
@@ -247,16 +236,14 @@ struct Extras {
 /// `SSL_SESSION_set_ex_data`, typed.
 pub type ExData = Arc<dyn std::any::Any + Send + Sync>;
 
-// SAFETY: a session's pointer metadata is its tail's length, which
-// `assemble` records in the head, at the session's address, before the
-// session is shared; nothing changes it after.
+// SAFETY: a session is its record (`repr(transparent)`), with the same
+// pointer metadata, which the record's own `Thin` reads back.
 unsafe impl Thin for Session {
     #[inline]
     unsafe fn from_thin(thin: *const u8) -> *const Session {
-        // SAFETY: the caller's guarantee: `thin` is the address of a live
-        // session, whose head sits at that address.
-        let len = unsafe { (*thin.cast::<Head>()).tail_len };
-        std::ptr::slice_from_raw_parts(thin, len as usize) as *const Session
+        // SAFETY: the caller's guarantee, passed on: a live session at
+        // `thin` is a live record there.
+        unsafe { <Tailed<Head> as Thin>::from_thin(thin) as *const Session }
     }
 }
 
@@ -277,7 +264,7 @@ impl Session {
 
     /// The session id.
     pub fn id(&self) -> &SessionId {
-        &self.head.id
+        &self.head().id
     }
 
     /// The session-id context the session was made in.
@@ -289,8 +276,8 @@ impl Session {
     /// The session-id context's bytes (empty when none was set).
     pub fn sid_ctx_bytes(&self) -> &[u8] {
         // `ctx_len` is at most the tail's length: `assemble` wrote both.
-        self.tail
-            .get(..usize::from(self.head.ctx_len))
+        self.tail()
+            .get(..usize::from(self.head().ctx_len))
             .unwrap_or_default()
     }
 
@@ -299,36 +286,36 @@ impl Session {
     /// a lookup reads no more of the session than its head.
     #[inline]
     pub(crate) fn in_context(&self, ctx: &[u8]) -> bool {
-        usize::from(self.head.ctx_len) == ctx.len()
+        usize::from(self.head().ctx_len) == ctx.len()
             && (ctx.is_empty() || self.sid_ctx_bytes() == ctx)
     }
 
     /// The protocol version it was negotiated with.
     pub fn version(&self) -> ProtocolVersion {
-        self.head.version
+        self.head().version
     }
 
     /// Creation time, in seconds since the Unix epoch.
     pub fn time(&self) -> u64 {
         // Relaxed: the time is a value of its own, ordered with nothing.
-        self.head.time.load(Ordering::Relaxed)
+        self.head().time.load(Ordering::Relaxed)
     }
 
     /// Sets the creation time (`SSL_SESSION_set_time`), for
     /// [`CacheMode::UPDATE_TIME`](crate::CacheMode::UPDATE_TIME).
     pub(crate) fn set_time(&self, time: u64) {
-        self.head.time.store(time, Ordering::Relaxed);
+        self.head().time.store(time, Ordering::Relaxed);
     }
 
     /// Lifetime in seconds from [`time`](Self::time).
     pub fn timeout(&self) -> u64 {
-        self.head.timeout
+        self.head().timeout
     }
 
     /// The last second it is valid in: `time + timeout`, or `None` when that
     /// overflows, which OpenSSL 3.0 takes to mean it never times out.
     pub fn expires_at(&self) -> Option<u64> {
-        self.time().checked_add(self.head.timeout)
+        self.time().checked_add(self.head().timeout)
     }
 
     /// OpenSSL's `sess_timedout`: timed out once `now` (seconds since the
@@ -339,14 +326,14 @@ impl Session {
 
     /// The opaque state a TLS stack resumes from (secret: zeroized on drop).
     pub fn state(&self) -> &[u8] {
-        self.tail
-            .get(usize::from(self.head.ctx_len)..)
+        self.tail()
+            .get(usize::from(self.head().ctx_len)..)
             .unwrap_or_default()
     }
 
     /// For a client session, the peer it belongs to.
     pub fn peer(&self) -> Option<&PeerKey> {
-        self.head.extras.as_ref()?.peer.as_ref()
+        self.head().extras.as_ref()?.peer.as_ref()
     }
 
     /// The application data attached at creation, if it is a `T`
@@ -354,7 +341,7 @@ impl Session {
     /// cannot be serialized keeps them here. Not part of
     /// [`encode`](Self::encode).
     pub fn ex_data<T: std::any::Any>(&self) -> Option<&T> {
-        self.head
+        self.head()
             .extras
             .as_ref()?
             .ex_data
@@ -366,59 +353,42 @@ impl Session {
     pub fn is_resumable(&self) -> bool {
         // Acquire pairs with the Release in `mark_not_resumable`: whoever
         // sees the flag set also sees everything done before the removal.
-        !self.head.not_resumable.load(Ordering::Acquire)
+        !self.head().not_resumable.load(Ordering::Acquire)
     }
 
     /// Marks it non-resumable, as OpenSSL does when a session leaves the
     /// cache by removal, flush or eviction.
     pub(crate) fn mark_not_resumable(&self) {
-        self.head.not_resumable.store(true, Ordering::Release);
+        self.head().not_resumable.store(true, Ordering::Release);
     }
 
     /// A session of `head` and a tail of `ctx` then `state`, in one
-    /// allocation; `head.tail_len` is set here.
-    fn assemble(mut head: Head, ctx: &[u8], state: &[u8]) -> Result<Arc<Session>, SessionError> {
-        if state.len() > MAX_STATE_LEN {
-            return Err(SessionError::StateTooLong(state.len()));
-        }
-        let tail = ctx.len() + state.len();
-        // At most `u32::MAX`: the context holds at most 32 bytes.
-        head.tail_len = tail as u32;
-        // A session's size: the head's, plus the tail, rounded up to the
-        // head's alignment (8, its `u64`s'). So it is exactly `words` words.
-        let words = (size_of::<Head>() + tail).div_ceil(size_of::<u64>());
-        let memory: Arc<[MaybeUninit<u64>]> = Arc::new_uninit_slice(words);
-        let data = Arc::into_raw(memory) as *mut MaybeUninit<u64> as *mut u8;
-        // A session pointer's metadata is its tail's length.
-        let session = std::ptr::slice_from_raw_parts_mut(data, tail) as *mut Session;
-        // SAFETY: `data` points to `words * 8` writable bytes, aligned for
-        // `u64` and so for `Head`, that nothing else can reach: the `Arc`
-        // was just made and its only count went into the raw pointer. The
-        // head fills the first `size_of::<Head>()` bytes (the tail starts
-        // right after it: `Session` is `repr(C)`, and a `[u8]` needs no
-        // padding), and the tail's `tail` bytes fit in the rest, by the
-        // choice of `words`.
-        unsafe {
-            std::ptr::addr_of_mut!((*session).head).write(head);
-            let bytes = std::ptr::addr_of_mut!((*session).tail) as *mut u8;
-            std::ptr::copy_nonoverlapping(ctx.as_ptr(), bytes, ctx.len());
-            std::ptr::copy_nonoverlapping(state.as_ptr(), bytes.add(ctx.len()), state.len());
-        }
-        // SAFETY: every byte of the session is now initialized (the head
-        // and the tail; what follows the tail is padding). The pointer is
-        // from `Arc::into_raw` of an `Arc<[MaybeUninit<u64>]>` whose data
-        // has the same size as this session (`words * 8`, its
-        // `size_of_val`, as computed above) and the same alignment (8), so
-        // the counts sit where `Arc<Session>` looks for them and its last
-        // drop frees the allocation with the layout it was made with.
-        Ok(unsafe { Arc::from_raw(session) })
+    /// allocation.
+    fn assemble(head: Head, ctx: &[u8], state: &[u8]) -> Arc<Session> {
+        let record = Arc::into_raw(Tailed::new(head, &[ctx, state]));
+        // SAFETY: a `Session` is its record (`repr(transparent)`): the cast
+        // keeps the address and the length, and the `Arc`'s count passes
+        // from one handle to the other.
+        unsafe { Arc::from_raw(record as *const Session) }
+    }
+
+    /// The fixed fields.
+    #[inline]
+    fn head(&self) -> &Head {
+        self.0.head()
+    }
+
+    /// The context's bytes, then the state's.
+    #[inline]
+    fn tail(&self) -> &[u8] {
+        self.0.bytes()
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let ctx = usize::from(self.head.ctx_len);
-        if let Some(state) = self.tail.get_mut(ctx..) {
+        let ctx = usize::from(self.head().ctx_len);
+        if let Some(state) = self.0.bytes_mut().get_mut(ctx..) {
             wipe(state);
         }
     }
@@ -427,11 +397,11 @@ impl Drop for Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("id", &self.head.id)
+            .field("id", &self.head().id)
             .field("sid_ctx", &self.sid_ctx())
-            .field("version", &self.head.version)
+            .field("version", &self.head().version)
             .field("time", &self.time())
-            .field("timeout", &self.head.timeout)
+            .field("timeout", &self.head().timeout)
             .field(
                 "state",
                 &format_args!("<{} secret bytes>", self.state().len()),
@@ -440,7 +410,7 @@ impl fmt::Debug for Session {
             .field(
                 "ex_data",
                 &self
-                    .head
+                    .head()
                     .extras
                     .as_ref()
                     .is_some_and(|e| e.ex_data.is_some()),
@@ -552,7 +522,6 @@ impl<'a> SessionBuilder<'a> {
             // At most 32: a `SidCtx` is never longer.
             ctx_len: ctx.len() as u8,
             version: self.version,
-            tail_len: 0,
             id: self.id?,
             extras: (self.peer.is_some() || self.ex_data.is_some()).then(|| {
                 Box::new(Extras {
@@ -561,7 +530,7 @@ impl<'a> SessionBuilder<'a> {
                 })
             }),
         };
-        Session::assemble(head, ctx, &self.state.0)
+        Ok(Session::assemble(head, ctx, &self.state.0))
     }
 }
 
@@ -657,9 +626,9 @@ mod tests {
                 assert_eq!(session.sid_ctx().as_bytes(), &ctx[..]);
                 assert_eq!(session.state(), &state[..]);
                 assert_eq!(session.id().as_bytes(), &[3; 32]);
-                // The size `assemble` allocated: the head and the tail in
-                // whole words.
-                let words = (size_of::<Head>() + ctx_len + state_len).div_ceil(8);
+                // The size `assemble` allocated: the fixed part and the
+                // tail in whole words.
+                let words = (FIXED + ctx_len + state_len).div_ceil(8);
                 assert_eq!(size_of_val(&*session), words * 8);
                 assert_eq!(align_of_val(&*session), 8);
                 // The cache keeps the address alone and gets the very
@@ -672,11 +641,16 @@ mod tests {
         }
     }
 
+    /// A session's fixed part: the record's length and the head.
+    const FIXED: usize = size_of::<usize>() + size_of::<Head>();
+
     #[test]
-    fn the_head_takes_72_bytes() {
+    fn the_fixed_part_takes_72_bytes() {
         // What the memory figures assume: a server session costs its
         // allocation's header, these 72 bytes and its tail.
-        assert_eq!(size_of::<Head>(), 72);
+        assert_eq!(FIXED, 72);
+        let bare = Session::builder(b"id", Vec::new()).build().unwrap();
+        assert_eq!(size_of_val(&*bare), 72);
     }
 
     #[test]
