@@ -38,6 +38,15 @@ struct Fixed<H> {
     bytes: [u8; 0],
 }
 
+/// The bytes' length of a record whose fixed part is `at` bytes and whose
+/// parts are `lens` long, if the record stays within `isize::MAX` bytes.
+fn record_len(at: usize, mut lens: impl Iterator<Item = usize>) -> Option<usize> {
+    let len = lens.try_fold(0usize, usize::checked_add)?;
+    at.checked_add(len)
+        .filter(|&n| n <= isize::MAX as usize)
+        .map(|_| len)
+}
+
 /// A byte string in one allocation: its length, then its bytes.
 ///
 /// ```
@@ -55,7 +64,13 @@ impl<H> Tailed<H> {
     /// A record of `head` followed by each of `parts`, back to back.
     ///
     /// A head aligned beyond a `usize` (rare: a SIMD type) is refused
-    /// where this is compiled, as is one whose record could not fit.
+    /// where this is compiled.
+    ///
+    /// # Panics
+    ///
+    /// If the record would be larger than `isize::MAX` bytes, as `Vec`
+    /// and `Arc` do for a slice that large (the parts may name the same
+    /// bytes many times, so their total is checked, not assumed).
     pub fn new(head: H, parts: &[&[u8]]) -> Arc<Self> {
         const WORD: usize = size_of::<usize>();
         const {
@@ -64,8 +79,11 @@ impl<H> Tailed<H> {
                 "a Tailed head aligned past a usize"
             )
         };
-        let len: usize = parts.iter().map(|p| p.len()).sum();
         let at = std::mem::offset_of!(Fixed<H>, bytes);
+        // Checked: a wrapped length would make the allocation smaller than
+        // the copies below.
+        let len = record_len(at, parts.iter().map(|p| p.len()))
+            .expect("capacity overflow: a Tailed record past isize::MAX bytes");
         // A record's size: its fixed part and its bytes, rounded up to its
         // alignment (a `usize`'s, by the check above). So it is exactly
         // `words` words.
@@ -176,5 +194,17 @@ mod tests {
             check(&Tailed::new(0xABu8, &[a, b]), &0xAB, &bytes);
             check(&Tailed::new([7u64; 3], &[a, &[], b]), &[7; 3], &bytes);
         }
+    }
+
+    #[test]
+    fn a_total_past_isize_max_or_wrapping_is_no_record_length() {
+        // Lengths alone: slices this long cannot be made in a test, but
+        // many names of one slice can add up to them.
+        let max = isize::MAX as usize;
+        assert_eq!(record_len(8, [3, 4].into_iter()), Some(7));
+        assert_eq!(record_len(8, [max - 8].into_iter()), Some(max - 8));
+        assert_eq!(record_len(8, [max - 7].into_iter()), None);
+        assert_eq!(record_len(8, [usize::MAX, 2].into_iter()), None);
+        assert_eq!(record_len(0, [max, max, max].into_iter()), None);
     }
 }
