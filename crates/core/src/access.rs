@@ -178,6 +178,22 @@ impl Access {
         (&self.stripes[at], own)
     }
 
+    /// Whether a reader has counted a hit since the last drain: otherwise
+    /// a write has nothing to drain, and no stripe's newest stamp is past
+    /// the last drain's but for a hit whose stamp was still being stored
+    /// as that drain counted it (see `Stripe::hit`), which may then be
+    /// taken up by the next drain. The shard lock's holder asks, before
+    /// `newest` and `drain`, so that a write in a shard nobody reads
+    /// (TLS 1.3 tickets are taken, never looked up) reads each stripe's
+    /// counts once instead of walking the stripes twice.
+    pub(crate) fn pending(&self) -> bool {
+        // Without a branch per stripe: each is almost always drained.
+        let differ = self.stripes.iter().fold(0, |differ, s| {
+            differ | (s.hits.load(Ordering::Relaxed) ^ s.drained.load(Ordering::Relaxed))
+        });
+        differ != 0
+    }
+
     /// The newest stamp any reader took, or `clock` if that is newer. Only
     /// the shard lock's holder calls this and `drain`.
     pub(crate) fn newest(&self, clock: u64) -> u64 {

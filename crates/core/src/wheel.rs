@@ -62,6 +62,11 @@ pub(crate) struct Wheel {
     /// list has nothing to hand out and returns at once: the writes that
     /// run between two moves of the clock pay no sweep.
     swept: u64,
+    /// Whether the due list may hold links: set when `place` puts one
+    /// there, cleared when `advance` empties it. While it is clear, the
+    /// check that writes between two moves of the clock make reads no
+    /// link (the due list's head is a line of its own, seldom in cache).
+    due: bool,
 }
 
 impl Wheel {
@@ -72,6 +77,7 @@ impl Wheel {
             occupied: [0; LEVELS],
             elapsed: now_tick,
             swept: now_tick.checked_shl(TICK_SHIFT).unwrap_or(u64::MAX),
+            due: false,
         }
     }
 
@@ -111,6 +117,15 @@ impl Wheel {
         self.lists.prefetch_neighbours(slot);
     }
 
+    /// Whether [`advance`](Self::advance) to `now_nanos` may hand out
+    /// anything: the clock has moved past the last sweep, or the due list
+    /// holds links. Writes between two moves of the clock find nothing and
+    /// pay no sweep.
+    #[inline]
+    pub(crate) fn has_due(&self, now_nanos: u64) -> bool {
+        now_nanos > self.swept || (self.due && self.lists.next(DUE) != DUE)
+    }
+
     /// Moves time to `now` (nanoseconds) and pushes every slot whose
     /// deadline is at or before `now` into `expired`. The wheel's time never
     /// moves backwards.
@@ -123,11 +138,13 @@ impl Wheel {
         expired: &mut Vec<u32>,
         deadline_of: impl Fn(u32) -> u64,
     ) {
-        if now_nanos <= self.swept && self.lists.next(DUE) == DUE {
+        if !self.has_due(now_nanos) {
             return;
         }
         let now = now_tick(now_nanos);
         let mut link = self.detach(DUE);
+        // Set again below by any link placed back in it.
+        self.due = false;
         while link != DUE {
             let next = self.lists.next(link);
             let deadline = deadline_of(self.lists.slot(link));
@@ -236,6 +253,7 @@ impl Wheel {
         // `swept` is at or past the end of tick `elapsed`, so this also
         // takes every deadline whose tick has been handed out.
         let list = if may_be_due && deadline_nanos <= self.swept {
+            self.due = true;
             DUE
         } else if differs >> SPAN_BITS != 0 {
             OVERFLOW
