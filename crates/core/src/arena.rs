@@ -153,7 +153,13 @@ impl<K, V: ?Sized + Thin> Nodes<K, V> {
         // whatever the rest of the node holds.
         unsafe { &*ptr::addr_of!((*self.at(slot)).placed) }
     }
+}
 
+/// The reclamation of a retired slot, run by the epoch collector.
+impl<K, V> Nodes<K, V>
+where
+    V: ?Sized + Thin + Send + Sync + 'static,
+{
     /// Drops the contents of the retired node in `slot` and stacks the
     /// slot for reuse.
     ///
@@ -162,8 +168,14 @@ impl<K, V: ?Sized + Thin> Nodes<K, V> {
     /// `slot` was retired from this arena, and no thread can reach its
     /// node any more; passed here once.
     unsafe fn reclaim(&self, slot: u32) {
-        // SAFETY: per the contract, this call owns the node's contents.
-        unsafe { self.drop_contents(slot) };
+        // SAFETY: per the contract, this call owns the node's contents:
+        // the key is dropped, and the value's handle released (set aside
+        // while a write collects, see `doomed`).
+        unsafe {
+            let node = self.at(slot);
+            ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
+            crate::doomed::release((*node).take_value());
+        }
         // SAFETY: a retired slot was handed out, so its segment exists.
         let link = unsafe { self.link(slot) };
         let mut head = self.reclaimed.load(Ordering::Relaxed);
@@ -479,7 +491,7 @@ where
             }
             // Out of its node: dropped once no reader pinned now can be
             // about to take a count on it.
-            HandOver::Value(value) => guard.defer(move || drop(value)),
+            HandOver::Value(value) => guard.defer(move || crate::doomed::release(value)),
             HandOver::Many(retired) => retired.defer(guard),
         }
     }
@@ -530,7 +542,7 @@ where
         for value in values {
             // Out of its node: dropped once no reader pinned now can be
             // about to take a count on it.
-            guard.defer(move || drop(value));
+            guard.defer(move || crate::doomed::release(value));
         }
     }
 }

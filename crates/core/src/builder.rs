@@ -171,10 +171,13 @@ impl<K, V: ?Sized + Thin, S> CacheBuilder<K, V, S> {
     /// count hands them to the epoch collector and frees what no reader
     /// can still hold; [`DEFAULT_COLLECT_EVERY`] by default.
     ///
-    /// Each collection costs a fixed amount (a 2 KB copy) plus the drops
-    /// it runs, all on that one write. Values that are costly to drop (a
-    /// TLS session zeroizes its secret and frees its memory) want a
-    /// smaller count: more, shorter pauses instead of fewer, longer ones.
+    /// Each collection costs a fixed amount (a 2 KB copy) plus the calls
+    /// it runs, all on that one write. A value whose last handle it
+    /// releases is not dropped there but set aside, and each of the
+    /// thread's writes then drops two (at most 64 wait per thread, and
+    /// a cache's drop drops its thread's at once). Values that are costly
+    /// to drop (a TLS session zeroizes its secret and frees its memory)
+    /// still want a smaller count: shorter pauses, and sooner drops.
     pub fn collect_every(mut self, retirements: NonZeroU32) -> Self {
         self.collect_every = retirements;
         self

@@ -83,6 +83,15 @@ pub struct Cache<K, V: ?Sized + Thin, S = RandomState> {
     settled: AtomicU64,
 }
 
+impl<K, V: ?Sized + Thin, S> Drop for Cache<K, V, S> {
+    fn drop(&mut self) {
+        // Values this thread's writes set aside to drop a few at a time
+        // (see `doomed`) go now, rather than wait for writes that may
+        // never come. Those of other threads go with their next writes.
+        crate::doomed::drop_all();
+    }
+}
+
 impl<K, V: ?Sized + Thin> Cache<K, V, RandomState>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,

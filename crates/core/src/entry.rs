@@ -192,6 +192,18 @@ impl<K, V: ?Sized + Thin> Node<K, V> {
         unsafe { Arc::from_raw(V::from_thin(p)) }
     }
 
+    /// Moves the node's count on its value out, as a handle.
+    ///
+    /// # Safety
+    ///
+    /// Called once, as the node's contents are dropped, when no reader can
+    /// reach the node; the node's value is not used again.
+    pub(crate) unsafe fn take_value(&self) -> Arc<V> {
+        // SAFETY: per the contract, the node's count passes to the handle
+        // once; `from_thin` makes the pointer whole.
+        unsafe { Arc::from_raw(V::from_thin(self.value.load(Ordering::Relaxed))) }
+    }
+
     /// Releases the node's count on its value.
     ///
     /// # Safety

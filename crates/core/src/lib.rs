@@ -55,6 +55,7 @@ mod blob;
 mod builder;
 mod cache;
 mod clock;
+mod doomed;
 mod entry;
 mod error;
 mod index;

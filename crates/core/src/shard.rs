@@ -178,7 +178,7 @@ where
             match replaced {
                 Some(value) => {
                     listener(&node.key, &value, cause);
-                    guard.defer(move || drop(value));
+                    guard.defer(move || crate::doomed::release(value));
                 }
                 None => node.with_value(|value| listener(&node.key, value, cause)),
             }
@@ -942,9 +942,12 @@ where
             // Hands this thread's garbage to the collector and frees what
             // no reader can hold any more, here rather than on a reader's
             // pin (crossbeam-epoch collects on every 128th pin), which
-            // would put those frees on a lookup's latency.
-            guard.flush();
+            // would put those frees on a lookup's latency. The values it
+            // frees last handles of are set aside, and this write and the
+            // thread's next ones drop a few each (see `doomed`).
+            crate::doomed::collecting(|| guard.flush());
         }
+        crate::doomed::drop_some();
         pending
     }
 }
