@@ -57,6 +57,9 @@ mod ring {
     thread_local! {
         /// Whether this thread's write is collecting now.
         pub(super) static COLLECTING: Cell<bool> = const { Cell::new(false) };
+        /// Whether `RING` may hold values: a write that finds it clear
+        /// reads nothing else (`RING` is initialised on first use).
+        pub(super) static HOLDING: Cell<bool> = const { Cell::new(false) };
         pub(super) static RING: RefCell<Ring> = RefCell::new(Ring(VecDeque::with_capacity(HELD)));
     }
 }
@@ -75,6 +78,7 @@ unsafe fn drop_handle<V: ?Sized + Thin>(thin: *const u8) {
 /// Drops `value`, the cache's handle on a value no reader can reach any
 /// more: at once, or, if a write of this thread is collecting and this is
 /// the value's last handle, later, from the thread's ring.
+#[inline]
 pub(crate) fn release<V>(value: Arc<V>)
 where
     V: ?Sized + Thin + Send + Sync + 'static,
@@ -97,6 +101,7 @@ where
                                 thin: Arc::into_raw(value).cast::<u8>(),
                                 drop: drop_handle::<V>,
                             });
+                            ring::HOLDING.with(|h| h.set(true));
                         }
                     }
                 }
@@ -140,9 +145,17 @@ pub(crate) fn drop_all() {
 fn drop_up_to(n: usize) {
     #[cfg(not(loom))]
     for _ in 0..n {
+        if !ring::HOLDING.with(|h| h.get()) {
+            break;
+        }
         // Out of the ring before the drop, which may write to a cache.
         let next = ring::RING
-            .try_with(|r| r.try_borrow_mut().ok().and_then(|mut r| r.0.pop_front()))
+            .try_with(|r| {
+                let mut r = r.try_borrow_mut().ok()?;
+                let next = r.0.pop_front();
+                ring::HOLDING.with(|h| h.set(!r.0.is_empty()));
+                next
+            })
             .ok()
             .flatten();
         match next {
