@@ -42,7 +42,6 @@ mod ring {
     }
 
     /// The ring; its values are dropped when the thread exits.
-    #[derive(Default)]
     pub(super) struct Ring(pub(super) VecDeque<Doomed>);
 
     impl Drop for Ring {
