@@ -211,8 +211,8 @@ impl<K, V: ?Sized + Thin> Node<K, V> {
     /// Called once, as the node's contents are dropped, when no reader can
     /// reach the node.
     pub(crate) unsafe fn release_value(&self) {
-        // SAFETY: per the contract, the node's count is released once.
-        drop(unsafe { Arc::from_raw(V::from_thin(self.value.load(Ordering::Relaxed))) });
+        // SAFETY: per the contract, the node's count is taken out once.
+        drop(unsafe { self.take_value() });
     }
 
     /// Whether the entry has a deadline at all. For the lock's holder.
