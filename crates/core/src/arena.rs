@@ -125,19 +125,20 @@ impl<K, V: ?Sized + Thin> Nodes<K, V> {
         unsafe { &*self.at(slot) }
     }
 
-    /// Drops the key and value of the retired node in `slot`.
+    /// Drops the key of the retired node in `slot` and hands back the
+    /// node's handle on its value, for the caller to release.
     ///
     /// # Safety
     ///
     /// `slot` holds a retired node that no thread can reach any more,
-    /// whose contents have not been dropped.
-    unsafe fn drop_contents(&self, slot: u32) {
+    /// whose contents have not been dropped; called once.
+    unsafe fn take_contents(&self, slot: u32) -> Arc<V> {
         // SAFETY: a retired slot's segment is allocated and stays so while
         // `self` lives; per the contract its node is ours.
         unsafe {
             let node = self.at(slot);
             ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
-            (*node).release_value();
+            (*node).take_value()
         }
     }
 
@@ -168,14 +169,10 @@ where
     /// `slot` was retired from this arena, and no thread can reach its
     /// node any more; passed here once.
     unsafe fn reclaim(&self, slot: u32) {
-        // SAFETY: per the contract, this call owns the node's contents:
-        // the key is dropped, and the value's handle released (set aside
-        // while a write collects, see `doomed`).
-        unsafe {
-            let node = self.at(slot);
-            ptr::drop_in_place(ptr::addr_of_mut!((*node).key));
-            crate::doomed::release((*node).take_value());
-        }
+        // SAFETY: per the contract, this call owns the node's contents.
+        // The value's handle is released here, or set aside while a write
+        // collects (see `doomed`).
+        crate::doomed::release(unsafe { self.take_contents(slot) });
         // SAFETY: a retired slot was handed out, so its segment exists.
         let link = unsafe { self.link(slot) };
         let mut head = self.reclaimed.load(Ordering::Relaxed);
@@ -446,7 +443,7 @@ impl<K, V: ?Sized + Thin> Drop for Arena<K, V> {
             // SAFETY: a slot retired and not handed over holds a node
             // whose contents only this drops; the arena goes with its
             // shard, so no reader is left to hold them.
-            unsafe { self.nodes.drop_contents(slot) };
+            drop(unsafe { self.nodes.take_contents(slot) });
         }
     }
 }
