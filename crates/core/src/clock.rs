@@ -72,11 +72,21 @@ fn kernel_coarse(id: libc::clockid_t) -> Option<Duration> {
 #[cfg(target_os = "linux")]
 #[inline]
 fn kernel_coarse_nanos() -> Option<u64> {
-    kernel_coarse(libc::CLOCK_MONOTONIC_COARSE).map(|d| {
-        d.as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(d.subsec_nanos()))
-    })
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as in `kernel_coarse`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    // Summed as they are, without a `Duration` between: its constructor
+    // normalises the nanoseconds (a compare, and a division on the way
+    // out), about a third of this read's instructions, for the same sum.
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
 impl CoarseClock {

@@ -580,7 +580,9 @@ where
         Q: Eq + ?Sized,
     {
         let shard: &'s Shard<K, V> = self.shard;
-        let (slot, node) = self.table.find(hash, key, &shard.nodes, self.guard)?;
+        let (slot, node) = self
+            .table
+            .find_out_of_line(hash, key, &shard.nodes, self.guard)?;
         let node = Found { slot, node };
         if now.is_some_and(|now| node.expired(now)) {
             self.remove(node, RemovalCause::Expired);
