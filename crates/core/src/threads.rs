@@ -133,6 +133,12 @@ pub(crate) fn thread_index() -> usize {
 /// when there are as many stripes as threads. One thread-local read after
 /// the first call; the first takes a global lock once.
 ///
+/// A number names one live thread at a time: a thread gives its number
+/// back as it exits, under the same lock that hands it out again, so what
+/// the thread wrote before it exited happens before the next holder's
+/// first call returns. A stripe that only the holder of one number writes
+/// may therefore be counted with plain loads and stores.
+///
 /// ```
 /// let mine = tlscache_core::thread_number();
 /// assert_eq!(tlscache_core::thread_number(), mine);

@@ -58,12 +58,21 @@ pub(crate) enum Counter {
 
 const STRIPED: usize = 9;
 
-/// The most stripes: beyond this, summing for a snapshot costs more than
-/// the contention it saves.
+/// The most own stripes: beyond this, summing for a snapshot costs more
+/// than the contention it saves.
 const MAX_STRIPES: usize = 64;
 
+/// The counters, striped by thread number (see
+/// [`tlscache_core::thread_number`]): an *own* stripe for each of the
+/// first `own` numbers, which only the thread holding that number writes,
+/// with plain loads and stores; then as many *shared* stripes for every
+/// other thread, counted with `fetch_add`, since those threads may meet in
+/// one. (Threads past the own ones counting into own stripes would race
+/// with their owners' plain stores and lose counts.)
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<[AtomicU64; STRIPED]>]>,
+    /// Own stripes: one per core, a power of two.
+    own: usize,
     /// Kept whole: the auto-flush rule needs its exact value.
     accept_good: CachePadded<AtomicU64>,
     connect_good: CachePadded<AtomicU64>,
@@ -71,14 +80,15 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn new() -> Self {
-        let stripes = std::thread::available_parallelism()
+        let own = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .next_power_of_two()
             .min(MAX_STRIPES);
         Self {
-            stripes: (0..stripes)
+            stripes: (0..2 * own)
                 .map(|_| CachePadded::new(Default::default()))
                 .collect(),
+            own,
             accept_good: Default::default(),
             connect_good: Default::default(),
         }
@@ -87,11 +97,22 @@ impl Counters {
     #[inline]
     pub(crate) fn bump(&self, counter: Counter) {
         // The core's thread numbers: threads alive at once hold distinct
-        // numbers, the smallest free, so up to `stripes` of them never
-        // share a stripe (round-robin handing out let exited threads'
-        // stripes go unused while live ones doubled up).
-        let stripe = tlscache_core::thread_number() & (self.stripes.len() - 1);
-        self.stripes[stripe][counter as usize].fetch_add(1, Ordering::Relaxed);
+        // numbers, the smallest free, so up to `own` of them never share a
+        // stripe (round-robin handing out let exited threads' stripes go
+        // unused while live ones doubled up).
+        let n = tlscache_core::thread_number();
+        if n < self.own {
+            // The thread's own stripe: no other live thread writes it, and
+            // a thread that held the number before exited before it was
+            // handed out again, so a plain load and store count exactly,
+            // without a locked read-modify-write on every lookup.
+            let count = &self.stripes[n][counter as usize];
+            count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        } else {
+            // A shared stripe, which threads past the own ones may meet in.
+            let at = self.own + (n & (self.own - 1));
+            self.stripes[at][counter as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a finished handshake and returns the count before it.

@@ -170,3 +170,37 @@ fn a_single_use_ticket_resumes_once_among_eight_racers() {
     }
     assert_eq!(c.stats().hits, u64::from(ROUNDS));
 }
+
+/// Hits and misses counted by threads that come and go: waves of threads
+/// (each exiting hands its number, and with it its counters' stripe, to a
+/// thread of the next wave), more of them than there are stripes, started
+/// together so that they count at the same time. Every lookup is counted
+/// once, none lost.
+#[test]
+fn counters_stay_exact_across_threads_that_come_and_go() {
+    const WAVES: u32 = 4;
+    const LOOKUPS: u32 = 20_000;
+    let (c, _) = cache_with(SessionCache::builder());
+    let s = c.session_builder(&id_of(1), vec![1]).build().unwrap();
+    c.add_session(&s);
+    for _ in 0..WAVES {
+        let start = Barrier::new(THREADS);
+        std::thread::scope(|scope| {
+            for t in 0..THREADS {
+                let (c, start) = (&c, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    for n in 0..LOOKUPS {
+                        // Half the threads hit, half miss.
+                        let id = if t % 2 == 0 { id_of(1) } else { id_of(2 + n) };
+                        c.lookup(&id, b"");
+                    }
+                });
+            }
+        });
+    }
+    let each = u64::from(WAVES * LOOKUPS) * (THREADS as u64 / 2);
+    let stats = c.stats();
+    assert_eq!(stats.hits, each);
+    assert_eq!(stats.misses, each);
+}
