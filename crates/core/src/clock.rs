@@ -47,12 +47,11 @@ enum Coarse {
     Std(std::time::Instant),
 }
 
-/// The kernel's coarse clock `id` (`CLOCK_MONOTONIC_COARSE` or
-/// `CLOCK_REALTIME_COARSE`), or `None` if the kernel has no such clock or
-/// it reads before its zero.
+/// The kernel's clock `id` as whole seconds and nanoseconds, or `None` if
+/// the kernel has no such clock or it reads before its zero.
 #[cfg(target_os = "linux")]
 #[inline]
-fn kernel_coarse(id: libc::clockid_t) -> Option<Duration> {
+fn kernel_clock(id: libc::clockid_t) -> Option<(u64, u64)> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -63,29 +62,30 @@ fn kernel_coarse(id: libc::clockid_t) -> Option<Duration> {
     if rc != 0 {
         return None;
     }
-    let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u32::try_from(ts.tv_nsec).ok()?;
-    Some(Duration::new(secs, nanos))
+    Some((
+        u64::try_from(ts.tv_sec).ok()?,
+        u64::try_from(ts.tv_nsec).ok()?,
+    ))
 }
 
-/// `CLOCK_MONOTONIC_COARSE` in nanoseconds.
+/// The kernel's coarse clock `id` (`CLOCK_MONOTONIC_COARSE` or
+/// `CLOCK_REALTIME_COARSE`), or `None` if the kernel has no such clock or
+/// it reads before its zero.
+#[cfg(target_os = "linux")]
+#[inline]
+fn kernel_coarse(id: libc::clockid_t) -> Option<Duration> {
+    let (secs, nanos) = kernel_clock(id)?;
+    Some(Duration::new(secs, u32::try_from(nanos).ok()?))
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: summed as the kernel gives
+/// them, without a `Duration` between, whose constructor normalises the
+/// nanoseconds (a compare, and a division on the way out), about a third
+/// of this read's instructions, for the same sum.
 #[cfg(target_os = "linux")]
 #[inline]
 fn kernel_coarse_nanos() -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: as in `kernel_coarse`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    if rc != 0 {
-        return None;
-    }
-    // Summed as they are, without a `Duration` between: its constructor
-    // normalises the nanoseconds (a compare, and a division on the way
-    // out), about a third of this read's instructions, for the same sum.
-    let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    let (secs, nanos) = kernel_clock(libc::CLOCK_MONOTONIC_COARSE)?;
     Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 

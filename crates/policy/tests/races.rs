@@ -173,9 +173,10 @@ fn a_single_use_ticket_resumes_once_among_eight_racers() {
 
 /// Hits and misses counted by threads that come and go: waves of threads
 /// (each exiting hands its number, and with it its counters' stripe, to a
-/// thread of the next wave), more of them than there are stripes, started
-/// together so that they count at the same time. Every lookup is counted
-/// once, none lost.
+/// thread of the next wave), started together so that they count at the
+/// same time; on a machine of fewer than eight cores, more of them than
+/// there are own stripes, so that some count on the shared ones. Every
+/// lookup is counted once, none lost.
 #[test]
 fn counters_stay_exact_across_threads_that_come_and_go() {
     const WAVES: u32 = 4;
