@@ -33,7 +33,7 @@
 //! recording the crate's docs allow under concurrency.
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::threads::thread_index;
+use crate::threads::{count_on_stripe as count, thread_stripe};
 
 /// The full access stamp whose low half is `low`, taken as the one within
 /// 2^31 of `newest` (the newest stamp the shard's writers have seen).
@@ -134,20 +134,6 @@ impl Stripe {
     }
 }
 
-/// Adds one to a stripe's `counter` and returns the new count: with a
-/// plain load and store on the caller's `own` stripe, which no other
-/// thread writes, else with `fetch_add`.
-#[inline]
-fn count(counter: &AtomicU64, own: bool) -> u64 {
-    if own {
-        let n = counter.load(Ordering::Relaxed) + 1;
-        counter.store(n, Ordering::Relaxed);
-        n
-    } else {
-        counter.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
-
 /// A shard's stripes: its own ones, then as many shared ones.
 pub(crate) struct Access {
     stripes: Box<[Stripe]>,
@@ -168,13 +154,7 @@ impl Access {
     /// The calling thread's stripe, and whether it is the thread's own.
     #[inline]
     pub(crate) fn stripe(&self) -> (&Stripe, bool) {
-        let n = thread_index();
-        let own = n < self.own;
-        let at = if own {
-            n
-        } else {
-            self.own + (n & (self.own - 1))
-        };
+        let (at, own) = thread_stripe(self.own);
         (&self.stripes[at], own)
     }
 

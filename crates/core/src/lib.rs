@@ -83,4 +83,4 @@ pub use stats::CacheStats;
 /// check the engine's own counts). Re-exported so that callers name the
 /// same type the cache does under either configuration.
 pub use sync::Arc;
-pub use threads::thread_number;
+pub use threads::{count_on_stripe, thread_number, thread_stripe};

@@ -5,6 +5,8 @@
 //! writes the same stripe every time and threads alive at once rarely
 //! share one.
 
+use crate::sync::{AtomicU64, Ordering};
+
 /// The number of a thread that has given its number back (it is exiting):
 /// it records through the shared stripes (see `access`). Loom's threads
 /// are numbered by loom's own model, which never retires one.
@@ -148,6 +150,52 @@ pub(crate) fn thread_index() -> usize {
 #[inline]
 pub fn thread_number() -> usize {
     thread_index()
+}
+
+/// The calling thread's stripe among `own` *own* stripes (a power of two)
+/// followed by as many *shared* ones, and whether it is one of its own:
+/// a thread numbered below `own` (see [`thread_number`]) has stripe
+/// `number` to itself, every other thread shares stripe `own + number %
+/// own` with whoever else lands there. Count on it with
+/// [`count_on_stripe`]; the cache's access records and the policy layer's
+/// counters are striped this way.
+///
+/// ```
+/// use std::sync::atomic::AtomicU64;
+///
+/// // Four own stripes and four shared ones.
+/// let hits: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
+/// let (at, own) = tlscache_core::thread_stripe(4);
+/// assert_eq!(own, at < 4);
+/// tlscache_core::count_on_stripe(&hits[at], own);
+/// let total: u64 = hits.iter().map(|h| h.load(std::sync::atomic::Ordering::Relaxed)).sum();
+/// assert_eq!(total, 1);
+/// ```
+#[inline]
+pub fn thread_stripe(own: usize) -> (usize, bool) {
+    debug_assert!(own.is_power_of_two());
+    let n = thread_index();
+    if n < own {
+        (n, true)
+    } else {
+        (own + (n & (own - 1)), false)
+    }
+}
+
+/// Adds one to `counter`, on a stripe [`thread_stripe`] picked, and
+/// returns the new count: on the thread's `own` stripe with a plain load
+/// and store (no other live thread writes it, and its number's previous
+/// holder exited before the number was handed out again), else with
+/// `fetch_add`, as threads may meet on a shared stripe.
+#[inline]
+pub fn count_on_stripe(counter: &AtomicU64, own: bool) -> u64 {
+    if own {
+        let n = counter.load(Ordering::Relaxed) + 1;
+        counter.store(n, Ordering::Relaxed);
+        n
+    } else {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 #[cfg(all(test, not(loom)))]

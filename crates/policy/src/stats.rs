@@ -99,20 +99,10 @@ impl Counters {
         // The core's thread numbers: threads alive at once hold distinct
         // numbers, the smallest free, so up to `own` of them never share a
         // stripe (round-robin handing out let exited threads' stripes go
-        // unused while live ones doubled up).
-        let n = tlscache_core::thread_number();
-        if n < self.own {
-            // The thread's own stripe: no other live thread writes it, and
-            // a thread that held the number before exited before it was
-            // handed out again, so a plain load and store count exactly,
-            // without a locked read-modify-write on every lookup.
-            let count = &self.stripes[n][counter as usize];
-            count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        } else {
-            // A shared stripe, which threads past the own ones may meet in.
-            let at = self.own + (n & (self.own - 1));
-            self.stripes[at][counter as usize].fetch_add(1, Ordering::Relaxed);
-        }
+        // unused while live ones doubled up), and each counts on its own
+        // without a locked instruction.
+        let (at, own) = tlscache_core::thread_stripe(self.own);
+        tlscache_core::count_on_stripe(&self.stripes[at][counter as usize], own);
     }
 
     /// Counts a finished handshake and returns the count before it.
