@@ -33,7 +33,7 @@
 //! recording the crate's docs allow under concurrency.
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::threads::{count_on_stripe as count, thread_stripe};
+use crate::threads::{count_on_stripe, thread_stripe};
 
 /// The full access stamp whose low half is `low`, taken as the one within
 /// 2^31 of `newest` (the newest stamp the shard's writers have seen).
@@ -111,7 +111,7 @@ impl Stripe {
     /// it in the node.
     #[inline]
     pub(crate) fn hit(&self, own: bool, clock: u64, slot: u32) -> Option<u64> {
-        let n = count(&self.hits, own);
+        let n = count_on_stripe(&self.hits, own);
         let stamp = clock.max(self.last.load(Ordering::Relaxed)) + 1;
         self.last.store(stamp, Ordering::Relaxed);
         // A hit that a drain counted before its entry was written (another
@@ -130,7 +130,7 @@ impl Stripe {
     /// Records a miss; `own` as for `hit`.
     #[inline]
     pub(crate) fn miss(&self, own: bool) {
-        count(&self.misses, own);
+        count_on_stripe(&self.misses, own);
     }
 }
 

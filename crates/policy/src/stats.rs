@@ -62,13 +62,8 @@ const STRIPED: usize = 9;
 /// than the contention it saves.
 const MAX_STRIPES: usize = 64;
 
-/// The counters, striped by thread number (see
-/// [`tlscache_core::thread_number`]): an *own* stripe for each of the
-/// first `own` numbers, which only the thread holding that number writes,
-/// with plain loads and stores; then as many *shared* stripes for every
-/// other thread, counted with `fetch_add`, since those threads may meet in
-/// one. (Threads past the own ones counting into own stripes would race
-/// with their owners' plain stores and lose counts.)
+/// The counters, in `own` own stripes and as many shared ones, as
+/// [`tlscache_core::thread_stripe`] picks them.
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<[AtomicU64; STRIPED]>]>,
     /// Own stripes: one per core, a power of two.
