@@ -21,9 +21,21 @@ pub const DEFAULT_CAPACITY: usize = 20 * 1024;
 /// The largest shard count a cache accepts.
 pub const MAX_SHARDS: usize = 1 << 16;
 
-/// Shards per core by default: enough that two threads rarely want one
-/// shard's lock at once, few enough that each shard's LRU stays meaningful.
-const SHARDS_PER_CORE: usize = 4;
+/// Shards per core by default, where the capacity gives each shard a
+/// bound of its own (at least [`POOLED_PER_SHARD`](crate::POOLED_PER_SHARD)
+/// entries): enough that two threads rarely want one shard's lock at once.
+/// With 4 a core, 8.6% of the operations of two threads' TLS 1.3 ticket
+/// traffic found their shard's lock held; with 16, 2.5%, for 1.8 more bytes
+/// per entry (`fixed tlscache ticket 2`, `mem tlscache`; see
+/// docs/performance.md). Each shard's LRU is exact within the shard, and a
+/// shard still holds thousands of entries at the sizes that reach this.
+const SHARDS_PER_CORE: usize = 16;
+
+/// Shards per core by default whatever the capacity (short of fewer shards
+/// than entries), though a capacity this splits into fewer than
+/// `POOLED_PER_SHARD` entries a shard is then pooled (a sum over the shards
+/// per insert): more shards than this are used only where that is not so.
+const MIN_SHARDS_PER_CORE: usize = 4;
 
 /// Retirements (entries removed and values replaced) a shard's writers let
 /// gather, by default, before a writer collects garbage itself. Without
@@ -256,13 +268,26 @@ pub(crate) fn validate(capacity: Option<usize>, shards: usize) -> Result<(), Bui
     Ok(())
 }
 
-/// A few shards per core, but never more than the capacity allows.
+/// [`SHARDS_PER_CORE`] where each shard keeps a bound of its own, else
+/// down to [`MIN_SHARDS_PER_CORE`], and never more shards than entries.
 fn default_shards(capacity: Option<usize>) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut shards = (cores * SHARDS_PER_CORE)
-        .next_power_of_two()
-        .min(MAX_SHARDS);
+    shards_for(cores, capacity)
+}
+
+/// [`default_shards`] on `cores` cores.
+fn shards_for(cores: usize, capacity: Option<usize>) -> usize {
+    let per_core = |n: usize| {
+        cores
+            .saturating_mul(n)
+            .checked_next_power_of_two()
+            .map_or(MAX_SHARDS, |s| s.min(MAX_SHARDS))
+    };
+    let (mut shards, least) = (per_core(SHARDS_PER_CORE), per_core(MIN_SHARDS_PER_CORE));
     if let Some(capacity) = capacity {
+        while shards > least && shards.saturating_mul(crate::POOLED_PER_SHARD) > capacity {
+            shards /= 2;
+        }
         while shards > 1 && shards > capacity {
             shards /= 2;
         }
@@ -274,4 +299,30 @@ fn default_shards(capacity: Option<usize>) -> usize {
 pub(crate) fn split(total: u64, parts: usize, index: usize) -> u64 {
     let parts = parts as u64;
     total / parts + u64::from((index as u64) < total % parts)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::POOLED_PER_SHARD;
+
+    #[test]
+    fn default_shards_keep_a_bound_each_past_four_a_core() {
+        // 16 a core where each shard keeps its own bound.
+        assert_eq!(shards_for(2, Some(100_000)), 32);
+        assert_eq!(shards_for(2, None), 32);
+        assert_eq!(shards_for(3, None), 64);
+        // OpenSSL's default size on 64 cores: 1,024 shards would pool it
+        // (a sum over them all per insert), so it stays at 4 a core.
+        assert_eq!(shards_for(64, Some(DEFAULT_CAPACITY)), 256);
+        const { assert!(256 * POOLED_PER_SHARD <= DEFAULT_CAPACITY) };
+        // Between the two: the most shards that leave each its own bound.
+        assert_eq!(shards_for(2, Some(1_000)), 8);
+        assert_eq!(shards_for(2, Some(1_024)), 16);
+        assert_eq!(shards_for(2, Some(2_048)), 32);
+        // Never more shards than entries, and at most `MAX_SHARDS`.
+        assert_eq!(shards_for(2, Some(5)), 4);
+        assert_eq!(shards_for(2, Some(1)), 1);
+        assert_eq!(shards_for(1 << 20, None), MAX_SHARDS);
+    }
 }
