@@ -23,13 +23,15 @@ pub const MAX_SHARDS: usize = 1 << 16;
 
 /// Shards per core by default, where the capacity gives each shard a
 /// bound of its own (at least [`POOLED_PER_SHARD`](crate::POOLED_PER_SHARD)
-/// entries): enough that two threads rarely want one shard's lock at once.
-/// With 4 a core, 8.6% of the operations of two threads' TLS 1.3 ticket
-/// traffic found their shard's lock held; with 16, 2.5%, for 1.8 more bytes
-/// per entry (`fixed tlscache ticket 2`, `mem tlscache`; see
-/// docs/performance.md). Each shard's LRU is exact within the shard, and a
-/// shard still holds thousands of entries at the sizes that reach this.
-const SHARDS_PER_CORE: usize = 16;
+/// entries): enough that two threads rarely want one shard's lock at once,
+/// few enough that the shards' own state stays in a core's cache. Two
+/// threads' TLS 1.3 ticket traffic found its shard's lock held in 8.6% of
+/// operations at 4 a core, 4.6% at 8 and 2.5% at 16; each doubling adds
+/// about 4 to 6 L1 misses a ticket operation on one thread (every write
+/// reads a dozen lines of its shard's state), and at 16 a core one thread
+/// ran about 5% slower while two ran about 7% faster (see
+/// docs/performance.md).
+const SHARDS_PER_CORE: usize = 8;
 
 /// Shards per core by default whatever the capacity (short of fewer shards
 /// than entries), though a capacity this splits into fewer than
@@ -127,7 +129,12 @@ impl<K, V: ?Sized + Thin, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The number of shards: a power of two.
+    /// The number of shards: a power of two. By default 8 per core where
+    /// that leaves each shard at least
+    /// [`POOLED_PER_SHARD`](crate::POOLED_PER_SHARD) entries of the
+    /// capacity, else fewer, down to 4 per core (and never more shards than
+    /// entries). More shards make two writers meet on one shard's lock
+    /// less often; each shard's LRU is exact within the shard.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -308,18 +315,20 @@ mod tests {
 
     #[test]
     fn default_shards_keep_a_bound_each_past_four_a_core() {
-        // 16 a core where each shard keeps its own bound.
-        assert_eq!(shards_for(2, Some(100_000)), 32);
-        assert_eq!(shards_for(2, None), 32);
-        assert_eq!(shards_for(3, None), 64);
-        // OpenSSL's default size on 64 cores: 1,024 shards would pool it
-        // (a sum over them all per insert), so it stays at 4 a core.
+        // 8 a core where each shard keeps its own bound.
+        assert_eq!(shards_for(2, Some(100_000)), 16);
+        assert_eq!(shards_for(2, None), 16);
+        assert_eq!(shards_for(3, None), 32);
+        // OpenSSL's default size on 64 cores: 512 shards would pool it (a
+        // sum over them all per insert), so it stays at 4 a core.
         assert_eq!(shards_for(64, Some(DEFAULT_CAPACITY)), 256);
         const { assert!(256 * POOLED_PER_SHARD <= DEFAULT_CAPACITY) };
-        // Between the two: the most shards that leave each its own bound.
+        const { assert!(512 * POOLED_PER_SHARD > DEFAULT_CAPACITY) };
+        // Below 8 a core's bound, 4 a core as before (pooled here, as it
+        // was), then 8 a core.
+        assert_eq!(shards_for(2, Some(511)), 8);
         assert_eq!(shards_for(2, Some(1_000)), 8);
         assert_eq!(shards_for(2, Some(1_024)), 16);
-        assert_eq!(shards_for(2, Some(2_048)), 32);
         // Never more shards than entries, and at most `MAX_SHARDS`.
         assert_eq!(shards_for(2, Some(5)), 4);
         assert_eq!(shards_for(2, Some(1)), 1);

@@ -110,8 +110,9 @@ impl SessionCacheBuilder {
         self
     }
 
-    /// The engine's shard count (a power of two, any cache size);
-    /// by default a few per core. One shard makes eviction exact LRU.
+    /// The engine's shard count (a power of two, any cache size); by
+    /// default the core's ([`CacheBuilder::shards`](tlscache_core::CacheBuilder::shards): 4 to 8
+    /// per core, by the size). One shard makes eviction exact LRU.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
