@@ -56,7 +56,7 @@ const REBUILD_AHEAD: usize = 16;
 /// probe walks on through every group they fill: at six a group (75%),
 /// finds in the TLS 1.3 ticket workload walked 1.8 groups (zipf ids) and
 /// 2.3 (uniform), and a ticket operation cost 30 to 40 instructions more
-/// than at five (callgrind of `fixed tlscache ticket 1`), for 1.3 bytes
+/// than at five (cachegrind of `fixed tlscache ticket 1`), for 1.3 bytes
 /// per entry less (`mem tlscache`: 88.8 against 87.5).
 const LIVE_PER_GROUP: usize = 5;
 /// Live entries and tombstones a table holds at most, per group (87.5%):
