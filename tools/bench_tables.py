@@ -1,5 +1,6 @@
-"""Turns one tools/bench run (target/criterion, and the mem and latency
-probes' output in the environment) into the README's results table and
+"""Turns one tools/bench run (criterion's output in CRITERION_DIR, by
+default target/criterion, and the mem and latency probes' output in the
+environment) into the README's results table and
 the full tables of docs/performance.md. Called by tools/bench; not meant
 to be run alone."""
 
@@ -8,7 +9,7 @@ import os
 import pathlib
 import re
 
-root = pathlib.Path("target/criterion")
+root = pathlib.Path(os.environ.get("CRITERION_DIR", "target/criterion"))
 PEERS = [("quick_cache", "quick_cache"), ("moka", "moka"), ("mutex_lru", "Mutex<LruCache>")]
 
 
