@@ -71,7 +71,7 @@ mod ring {
 #[cfg(not(loom))]
 unsafe fn drop_handle<V: ?Sized + Thin>(thin: *const u8) {
     // SAFETY: per the contract; `from_thin` makes the pointer whole.
-    drop(unsafe { Arc::from_raw(V::from_thin(thin)) })
+    V::release(unsafe { Arc::from_raw(V::from_thin(thin)) })
 }
 
 /// Drops `value`, the cache's handle on a value no reader can reach any
@@ -105,11 +105,13 @@ where
                     }
                 }
             });
-            drop(held);
+            if let Some(value) = held {
+                V::release(value);
+            }
             return;
         }
     }
-    drop(value);
+    V::release(value);
 }
 
 /// Runs `collect` (a collection of garbage by one of this thread's writes)

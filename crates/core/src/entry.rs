@@ -69,6 +69,23 @@ pub unsafe trait Thin {
     ///
     /// `thin` is the address of a live `Self` that an `Arc` holds.
     unsafe fn from_thin(thin: *const u8) -> *const Self;
+
+    /// What a cache does with its handle on a value it has removed (or
+    /// replaced, or evicted), once no reader can take a count from it any
+    /// more: by default, drops it.
+    ///
+    /// A type whose values are dear to free and allocate again may keep
+    /// the memory for its next value instead (see
+    /// [`Tailed::renew`](crate::Tailed::renew)), when this handle turns
+    /// out to be the last ([`Arc::get_mut`] says so): other handles on the
+    /// value may still be out, the cache's is only one of them. It runs
+    /// wherever the value's drop would have run: on the thread that
+    /// collected it, most often in one of that thread's writes once it has
+    /// released its shard's lock, or as the cache drops.
+    #[inline]
+    fn release(value: Arc<Self>) {
+        drop(value);
+    }
 }
 
 // SAFETY: a pointer to a sized type is its address alone.
@@ -212,7 +229,7 @@ impl<K, V: ?Sized + Thin> Node<K, V> {
     /// reach the node.
     pub(crate) unsafe fn release_value(&self) {
         // SAFETY: per the contract, the node's count is taken out once.
-        drop(unsafe { self.take_value() });
+        V::release(unsafe { self.take_value() });
     }
 
     /// Whether the entry has a deadline at all. For the lock's holder.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use common::Counted;
-use tlscache_core::{Arc, Cache};
+use tlscache_core::{Arc, Cache, Tailed, Thin};
 
 /// Held by each test: another test's pinned thread would hold the epoch,
 /// and so the frees counted here, back.
@@ -95,4 +95,56 @@ fn a_smaller_collect_every_frees_sooner() {
     // default of 16, it has not collected yet.
     assert!(freed_after(1) >= STORES / 2, "{}", freed_after(1));
     assert_eq!(freed_after(16), 0);
+}
+
+/// A value that counts the cache's handles it gets back through
+/// [`Thin::release`], in the counter it carries.
+#[repr(transparent)]
+struct Released(Tailed<std::sync::Arc<AtomicU64>>);
+
+// SAFETY: `Released` is its record (`repr(transparent)`), whose `Thin`
+// gives the whole pointer back.
+unsafe impl Thin for Released {
+    unsafe fn from_thin(thin: *const u8) -> *const Self {
+        // SAFETY: the caller's guarantee, passed on.
+        unsafe { <Tailed<std::sync::Arc<AtomicU64>> as Thin>::from_thin(thin) as *const Self }
+    }
+
+    fn release(value: Arc<Self>) {
+        value.0.head().fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn released(count: &std::sync::Arc<AtomicU64>) -> Arc<Released> {
+    let record = Arc::into_raw(Tailed::new(count.clone(), &[b"state"]));
+    // SAFETY: the same record behind a `repr(transparent)` wrapper; the
+    // count passes from one handle to the other.
+    unsafe { Arc::from_raw(record as *const Released) }
+}
+
+#[test]
+fn every_value_the_cache_lets_go_of_passes_through_release_once() {
+    let _alone = alone();
+    const CAPACITY: u32 = 16;
+    const KEYS: u32 = 64;
+    let count = std::sync::Arc::new(AtomicU64::new(0));
+    let cache: Cache<u32, Released> = Cache::builder()
+        .capacity(CAPACITY as usize)
+        .shards(1)
+        .build()
+        .unwrap();
+    // Each key stored twice: the first value replaced, then evicted or
+    // taken or kept to the end.
+    for k in 0..KEYS {
+        cache.insert(k, released(&count));
+        cache.insert(k, released(&count));
+    }
+    let taken = cache.remove(&(KEYS - 1)).expect("the newest key is there");
+    // The caller's handle is its own: the cache's is the one released.
+    drop(taken);
+    let handed = 2 * u64::from(KEYS);
+    // The values still stored go with the cache; the rest as they are
+    // collected, each once: a second release would overshoot.
+    drop(cache);
+    assert_eq!(common::await_drops(&count, handed), handed);
 }

@@ -193,6 +193,14 @@ impl fmt::Debug for PeerKey {
 /// flushes and evictions clear. The resumption state is zeroized when the
 /// last holder drops the session.
 ///
+/// When a cache lets go of the last handle on a session (it was removed,
+/// replaced, evicted or flushed, and nobody else holds it), the state is
+/// zeroized at once and the session's memory kept by the thread that
+/// collected it, up to 256 sessions a thread, for that thread's next
+/// [`build`](SessionBuilder::build) of a session of the same size: the
+/// memory is reused instead of freed and allocated again. What a thread
+/// keeps is freed when it exits.
+///
 /// A session is one allocation: its fixed fields, then its context's and
 /// its state's bytes, each exactly as long as it is (a
 /// [`Tailed`](tlscache_core::Tailed) record). That is why the type is
@@ -245,6 +253,17 @@ unsafe impl Thin for Session {
         // SAFETY: the caller's guarantee, passed on: a live session at
         // `thin` is a live record there.
         unsafe { <Tailed<Head> as Thin>::from_thin(thin) as *const Session }
+    }
+
+    /// A cache's last handle on a session: wiped and kept for this
+    /// thread's next new session (see `spare`), as far as it has room.
+    fn release(mut session: Arc<Session>) {
+        if let Some(last) = Arc::get_mut(&mut session) {
+            last.wipe_state();
+            // Dropped now, as they would be with the session.
+            last.0.head_mut().extras = None;
+            crate::spare::keep(session);
+        }
     }
 }
 
@@ -364,13 +383,40 @@ impl Session {
     }
 
     /// A session of `head` and a tail of `ctx` then `state`, in one
-    /// allocation.
+    /// allocation: a kept one of that size if this thread has one (see
+    /// `spare`).
     fn assemble(head: Head, ctx: &[u8], state: &[u8]) -> Arc<Session> {
-        let record = Arc::into_raw(Tailed::new(head, &[ctx, state]));
+        // A sum past `usize::MAX` fits no spare; `renew` then refuses it.
+        let spare = crate::spare::take(ctx.len().saturating_add(state.len()));
+        let record = Tailed::renew(spare.map(Session::into_record), head, &[ctx, state]);
+        let record = Arc::into_raw(record);
         // SAFETY: a `Session` is its record (`repr(transparent)`): the cast
         // keeps the address and the length, and the `Arc`'s count passes
         // from one handle to the other.
         unsafe { Arc::from_raw(record as *const Session) }
+    }
+
+    /// The session as its record.
+    fn into_record(session: Arc<Session>) -> Arc<Tailed<Head>> {
+        let session = Arc::into_raw(session);
+        // SAFETY: a `Session` is its record (`repr(transparent)`): the cast
+        // keeps the address and the length, and the count passes from one
+        // handle to the other.
+        unsafe { Arc::from_raw(session as *const Tailed<Head>) }
+    }
+
+    /// The bytes a session with `len` bytes of context and state takes
+    /// (its `size_of_val`), or `None` if no session can be that long.
+    pub(crate) fn size_for(len: usize) -> Option<usize> {
+        Tailed::<Head>::size_for(len)
+    }
+
+    /// Zeroizes the state.
+    fn wipe_state(&mut self) {
+        let ctx = usize::from(self.head().ctx_len);
+        if let Some(state) = self.0.bytes_mut().get_mut(ctx..) {
+            wipe(state);
+        }
     }
 
     /// The fixed fields.
@@ -388,10 +434,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let ctx = usize::from(self.head().ctx_len);
-        if let Some(state) = self.0.bytes_mut().get_mut(ctx..) {
-            wipe(state);
-        }
+        self.wipe_state();
     }
 }
 
@@ -692,6 +735,75 @@ mod tests {
         // SAFETY: all 40 bytes were just written (zeros).
         unsafe { state.set_len(40) };
         assert!(state.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_released_session_is_wiped_and_filled_by_the_next_of_its_size() {
+        // Each test runs on its own thread, so this thread keeps nothing
+        // yet.
+        assert_eq!(crate::spare::kept(), 0);
+        let data: ExData = Arc::new(7u32);
+        let first = Session::builder(b"one", vec![0xA5u8; 48])
+            .sid_ctx(b"web")
+            .ex_data(Arc::clone(&data))
+            .build()
+            .unwrap();
+        let place = Arc::as_ptr(&first).cast::<u8>();
+        // What a cache does with its last handle.
+        <Session as Thin>::release(first);
+        assert_eq!(crate::spare::kept(), 1);
+        assert!(crate::spare::all_wiped());
+        assert_eq!(Arc::strong_count(&data), 1, "the extras went at once");
+        // A session of another size leaves it.
+        let other = Session::builder(b"two", vec![1u8; 100]).build().unwrap();
+        assert_ne!(Arc::as_ptr(&other).cast::<u8>(), place);
+        assert_eq!(crate::spare::kept(), 1);
+        // One of its size fills it, and is whole.
+        let second = Session::builder(b"three", vec![2u8; 48])
+            .sid_ctx(b"ctx")
+            .timeout(9)
+            .time(100)
+            .build()
+            .unwrap();
+        assert_eq!(crate::spare::kept(), 0);
+        assert_eq!(Arc::as_ptr(&second).cast::<u8>(), place);
+        assert_eq!(second.id().as_bytes(), b"three");
+        assert_eq!(second.sid_ctx_bytes(), b"ctx");
+        assert_eq!(second.state(), &[2u8; 48][..]);
+        assert_eq!((second.time(), second.timeout()), (100, 9));
+        assert!(second.is_resumable());
+        assert!(second.ex_data::<u32>().is_none());
+    }
+
+    #[test]
+    fn a_session_with_another_handle_out_is_not_kept() {
+        let session = Session::builder(b"id", vec![0xA5u8; 48]).build().unwrap();
+        let held = Arc::clone(&session);
+        <Session as Thin>::release(session);
+        assert_eq!(crate::spare::kept(), 0);
+        assert_eq!(held.state(), &[0xA5u8; 48][..]);
+        assert_eq!(Arc::strong_count(&held), 1);
+    }
+
+    #[test]
+    fn a_thread_keeps_at_most_its_share_of_spares() {
+        let sessions: Vec<_> = (0..crate::spare::SPARES + 10)
+            .map(|_| Session::builder(b"id", vec![3u8; 16]).build().unwrap())
+            .collect();
+        for session in sessions {
+            <Session as Thin>::release(session);
+        }
+        assert_eq!(crate::spare::kept(), crate::spare::SPARES);
+        assert!(crate::spare::all_wiped());
+        // A full thread keeps the newest: a session of a size it has not
+        // kept yet takes the oldest one's place, and is found.
+        let new_size = Session::builder(b"id", vec![4u8; 100]).build().unwrap();
+        let place = Arc::as_ptr(&new_size).cast::<u8>();
+        <Session as Thin>::release(new_size);
+        assert_eq!(crate::spare::kept(), crate::spare::SPARES);
+        let again = Session::builder(b"id", vec![5u8; 100]).build().unwrap();
+        assert_eq!(Arc::as_ptr(&again).cast::<u8>(), place);
+        assert_eq!(again.state(), &[5u8; 100][..]);
     }
 
     #[test]
