@@ -205,3 +205,73 @@ fn counters_stay_exact_across_threads_that_come_and_go() {
     assert_eq!(stats.hits, each);
     assert_eq!(stats.misses, each);
 }
+
+/// Sessions whose only handle is the cache's are kept and filled again by
+/// later sessions (see `Thin::release`), while eight threads store, take,
+/// remove, look up and flush: every session a lookup returns is whole
+/// (its own id, its own state, of its own length), and one that a thread
+/// holds stays so while the cache lets go of it and others are built.
+#[test]
+fn sessions_reused_under_racing_operations_stay_whole() {
+    let (c, clock) = cache_with(SessionCache::builder().cache_size(48));
+    // Two lengths a few ids share, so that kept sessions are filled by
+    // sessions of other ids.
+    let state_of = |n: u32| vec![n as u8; 48 + 16 * (n as usize % 2)];
+    let whole = |s: &Session, n: u32| {
+        assert_eq!(s.id().as_bytes(), &id_of(n));
+        assert_eq!(s.state(), &state_of(n)[..], "session {n}");
+    };
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (c, clock) = (&c, &clock);
+            scope.spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(100 + t as u64);
+                let mut held: Vec<(u32, Arc<Session>)> = Vec::new();
+                for _ in 0..20_000 {
+                    let n = rng.gen_range(0..64u32);
+                    match rng.gen_range(0..100) {
+                        0..=39 => {
+                            let s = c
+                                .session_builder(&id_of(n), state_of(n))
+                                .timeout(rng.gen_range(1..20))
+                                .build()
+                                .unwrap();
+                            whole(&s, n);
+                            c.handshake_finished(Side::Server, Handshake::New(&s));
+                        }
+                        40..=49 => {
+                            if let Some(s) = c.lookup_once(&id_of(n), b"") {
+                                whole(&s, n);
+                            }
+                        }
+                        50..=54 => {
+                            if let Some(s) = c.lookup(&id_of(n), b"") {
+                                c.remove_session(&s);
+                                whole(&s, n);
+                            }
+                        }
+                        55 => clock.advance(Duration::from_secs(1)),
+                        56 => c.flush_sessions(T0 + rng.gen_range(0..30)),
+                        _ => {
+                            if let Some(s) = c.lookup(&id_of(n), b"") {
+                                whole(&s, n);
+                                // Some are held a while, across the cache
+                                // letting go of them.
+                                if rng.gen_bool(0.05) {
+                                    held.push((n, s));
+                                }
+                            }
+                        }
+                    }
+                    if held.len() > 16 {
+                        let (n, s) = held.swap_remove(rng.gen_range(0..held.len()));
+                        whole(&s, n);
+                    }
+                }
+                for (n, s) in &held {
+                    whole(s, *n);
+                }
+            });
+        }
+    });
+}
