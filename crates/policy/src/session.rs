@@ -196,7 +196,8 @@ impl fmt::Debug for PeerKey {
 /// When a cache lets go of the last handle on a session (it was removed,
 /// replaced, evicted or flushed, and nobody else holds it), the state is
 /// zeroized at once and the session's memory kept by the thread that
-/// collected it, up to 256 sessions a thread, for that thread's next
+/// collected it (up to 256 sessions a thread, of up to 8 KiB each), for
+/// that thread's next
 /// [`build`](SessionBuilder::build) of a session of the same size: the
 /// memory is reused instead of freed and allocated again. What a thread
 /// keeps is freed when it exits.
@@ -804,6 +805,18 @@ mod tests {
         let again = Session::builder(b"id", vec![5u8; 100]).build().unwrap();
         assert_eq!(Arc::as_ptr(&again).cast::<u8>(), place);
         assert_eq!(again.state(), &[5u8; 100][..]);
+    }
+
+    #[test]
+    fn a_session_past_the_largest_kept_size_is_not_kept() {
+        // 72 bytes of fixed part and 10,000 of state: past 8 KiB.
+        let large = Session::builder(b"id", vec![6u8; 10_000]).build().unwrap();
+        <Session as Thin>::release(large);
+        assert_eq!(crate::spare::kept(), 0);
+        // One just below it is.
+        let below = Session::builder(b"id", vec![6u8; 8_000]).build().unwrap();
+        <Session as Thin>::release(below);
+        assert_eq!(crate::spare::kept(), 1);
     }
 
     #[test]
