@@ -25,6 +25,8 @@
 use std::alloc::{self, Layout};
 use std::ptr;
 
+use crossbeam_utils::CachePadded;
+
 use crate::entry::{Node, Thin};
 use crate::lru::ListStamps;
 use crate::sync::epoch::Guard;
@@ -51,15 +53,24 @@ const LINE: usize = 64;
 /// Segment 0 holds slots `0..2^shift`; segment `k >= 1` holds the
 /// `2^(shift + k - 1)` slots after those, so the total doubles with each
 /// segment and a slot's segment is its bit length past `shift`.
+///
+/// Every read and write that reaches a node loads `shift` and a segment's
+/// base; every retirement takes a count on this memory and every
+/// reclamation drops one and pushes onto `reclaimed`, from whichever
+/// thread runs it. So the directory starts a line of its own, away from
+/// the reference count before it (the alignment puts the count on the
+/// line before), and `reclaimed` has a line of its own after it: sharing
+/// them, the other core's retirements made a miss of the directory loads.
+#[repr(C, align(128))]
 pub(crate) struct Nodes<K, V: ?Sized + Thin> {
+    shift: u32,
     /// Each segment's base, null until allocated. Written under the shard
     /// lock before any node of the segment is published; readers load a
     /// base only after an index entry's `Acquire`, which orders it.
     segments: [AtomicPtr<Node<K, V>>; SEGMENTS],
-    shift: u32,
     /// Head of the stack of reclaimed slots, as slot + 1 (0 when empty).
     /// Each reclaimed node's `placed` holds the next one's, the same way.
-    reclaimed: AtomicU64,
+    reclaimed: CachePadded<AtomicU64>,
 }
 
 // SAFETY: the raw pointers are owned segments, freed once in `Drop`; the
@@ -246,7 +257,7 @@ impl<K, V: ?Sized + Thin> Arena<K, V> {
             nodes: Arc::new(Nodes {
                 segments: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
                 shift,
-                reclaimed: AtomicU64::new(0),
+                reclaimed: CachePadded::new(AtomicU64::new(0)),
             }),
             segments: 0,
             room: 0,
@@ -547,6 +558,25 @@ where
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// The line (of 64 bytes) each byte of `range` falls on, first and last.
+    fn lines(range: std::ops::Range<usize>) -> (usize, usize) {
+        (range.start / 64, (range.end - 1) / 64)
+    }
+
+    #[test]
+    fn the_directory_shares_no_line_with_the_count_or_the_stack() {
+        type N = Nodes<[u8; 32], Vec<u8>>;
+        // In an `Arc`, the two counts come first, then the value at its
+        // alignment: a whole line or more after them.
+        assert!(std::mem::align_of::<N>() >= 2 * LINE);
+        let directory = std::mem::offset_of!(N, shift)
+            ..std::mem::offset_of!(N, segments) + std::mem::size_of::<[usize; SEGMENTS]>();
+        let stack = std::mem::offset_of!(N, reclaimed)
+            ..std::mem::offset_of!(N, reclaimed) + std::mem::size_of::<AtomicU64>();
+        assert_eq!(directory.start, 0, "the directory starts the value");
+        assert!(lines(directory).1 < lines(stack).0);
+    }
 
     #[test]
     fn segments_double_and_slots_map_into_them() {

@@ -68,6 +68,11 @@ pub(crate) struct Lru {
     late: BinaryHeap<Reverse<(u64, u32)>>,
     /// Slots parked now.
     parked: usize,
+    /// At least the newest list stamp in the list (never lowered): a
+    /// placement stamped at or after it belongs at the head, and takes it
+    /// without reading the first entry's node. A write's own stamp is the
+    /// shard's newest almost always, so its placement skips the walk.
+    newest: u64,
 }
 
 impl Lru {
@@ -76,6 +81,7 @@ impl Lru {
             list: SlotLists::new(1),
             late: BinaryHeap::new(),
             parked: 0,
+            newest: 0,
         }
     }
 
@@ -96,19 +102,25 @@ impl Lru {
     /// a slot whose place lies further down waits in the late heap
     /// instead, O(log n), and competes for eviction from there.
     pub(crate) fn insert(&mut self, slot: u32, stamp: u64, stamps: &impl ListStamps) {
+        stamps.set_stamp(slot, stamp);
+        if stamp >= self.newest {
+            // Every entry in the list is stamped at or before `stamp`, so
+            // the walk would stop at the first: the head is its place.
+            self.newest = stamp;
+            self.list.insert_after(self.list.link(slot), HEAD);
+            return;
+        }
         let list = &self.list;
         let mut after = HEAD;
         let mut next = list.next(HEAD);
         for _ in 0..=MAX_WALK {
             if next == HEAD || stamps.stamp_of(list.slot(next)) <= stamp {
-                stamps.set_stamp(slot, stamp);
                 self.list.insert_after(self.list.link(slot), after);
                 return;
             }
             after = next;
             next = list.next(next);
         }
-        stamps.set_stamp(slot, stamp);
         self.list.park(self.list.link(slot));
         self.late.push(Reverse((stamp, slot)));
         self.parked += 1;
@@ -152,6 +164,7 @@ impl Lru {
         if stamp > stamps.stamp_of(slot) {
             if self.list.next(HEAD) == self.list.link(slot) {
                 stamps.set_stamp(slot, stamp);
+                self.newest = self.newest.max(stamp);
                 return;
             }
             self.remove(slot);
@@ -266,6 +279,25 @@ mod tests {
         l.touch(0, 7, &st);
         assert_eq!(l.order(), vec![2, 0, 1]);
         assert_eq!(l.oldest(&st), Some(1));
+    }
+
+    #[test]
+    fn a_placement_older_than_the_newest_still_walks_to_its_place() {
+        let mut l = Lru::new();
+        let st = Stamps::new(8);
+        l.grow(4);
+        l.insert(0, 1, &st);
+        l.insert(1, 2, &st);
+        // The first entry renewed in place: the newest stamp is now 10.
+        l.touch(1, 10, &st);
+        // Stamped after slot 0 and before slot 1's renewal: between them,
+        // not at the head.
+        l.insert(2, 5, &st);
+        assert_eq!(l.order(), vec![1, 2, 0]);
+        // Newer than all: at the head.
+        l.insert(3, 11, &st);
+        assert_eq!(l.order(), vec![3, 1, 2, 0]);
+        assert_eq!(l.oldest(&st), Some(0));
     }
 
     #[test]

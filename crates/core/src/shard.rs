@@ -245,7 +245,11 @@ pub(crate) struct Shard<K, V: ?Sized + Thin> {
     cold: CachePadded<Cold>,
     /// Readers' hit and miss counts and access records, by thread.
     access: Access,
-    state: Mutex<State<K, V>>,
+    /// On lines of its own: every write writes the lock word and the
+    /// state, and the fields above, which every read loads, must not share
+    /// a line with them. Unpadded, the state's tail (its stamp clock, the
+    /// retirement count) shared the line of `table` and `swept`.
+    state: CachePadded<Mutex<State<K, V>>>,
 }
 
 impl<K, V: ?Sized + Thin> Shard<K, V>
@@ -277,7 +281,7 @@ where
             cold: CachePadded::new(Cold::default()),
             swept: AtomicU64::new(0),
             access: Access::new(stripes),
-            state: Mutex::new(State {
+            state: CachePadded::new(Mutex::new(State {
                 arena,
                 reserved: 0,
                 tombs: 0,
@@ -290,7 +294,7 @@ where
                 max_weight,
                 clock: 0,
                 unflushed: 0,
-            }),
+            })),
         }
     }
 
@@ -971,5 +975,40 @@ impl<K, V: ?Sized + Thin> Drop for Shard<K, V> {
         let table = self.table.load(Ordering::Relaxed, guard);
         // SAFETY: the table is never null and owned by this shard alone.
         drop(unsafe { table.into_owned() });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_reads_load_shares_no_line_with_what_writes_store() {
+        type S = Shard<[u8; 32], Vec<u8>>;
+        let line = |offset: usize| offset / 64;
+        let state = std::mem::offset_of!(S, state);
+        let state_lines =
+            line(state)..=line(state + std::mem::size_of::<Mutex<State<[u8; 32], Vec<u8>>>>() - 1);
+        for (name, offset) in [
+            ("table", std::mem::offset_of!(S, table)),
+            ("nodes", std::mem::offset_of!(S, nodes)),
+            ("swept", std::mem::offset_of!(S, swept)),
+            ("access", std::mem::offset_of!(S, access)),
+        ] {
+            assert!(
+                !state_lines.contains(&line(offset)),
+                "{name} shares a line with the state"
+            );
+            assert_ne!(
+                line(offset),
+                line(std::mem::offset_of!(S, clock)),
+                "{name} beside the clock"
+            );
+            assert_ne!(
+                line(offset),
+                line(std::mem::offset_of!(S, cold)),
+                "{name} beside the counters"
+            );
+        }
     }
 }
