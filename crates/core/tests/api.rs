@@ -419,6 +419,23 @@ fn the_real_clocks_follow_time() {
 }
 
 #[test]
+fn the_coarse_wall_clocks_seconds_agree_with_its_time() {
+    // Both read the seconds the kernel keeps at its tick; the system's
+    // precise clock is never behind them.
+    for _ in 0..1000 {
+        let before = CoarseClock::unix_time().as_secs();
+        let secs = CoarseClock::unix_secs();
+        let after = CoarseClock::unix_time().as_secs();
+        let precise = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(before <= secs && secs <= after, "{before} {secs} {after}");
+        assert!(secs <= precise, "{secs} ahead of {precise}");
+    }
+}
+
+#[test]
 fn entries_expire_on_the_default_clock() {
     // Half a second: the first get must come before the deadline even on a
     // machine busy with the other tests. Room for many entries per shard:

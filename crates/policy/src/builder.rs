@@ -11,7 +11,7 @@ use tlscache_core::{BuildError, Cache, Clock, Expiry};
 
 use crate::cache::SessionCache;
 use crate::client::{ClientStore, DEFAULT_TICKETS_PER_PEER};
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::config::{
     capacity_for, Config, DEFAULT_CACHE_SIZE, DEFAULT_EXTERNAL_BUDGET, DEFAULT_TIMEOUT,
 };
@@ -157,7 +157,7 @@ impl SessionCacheBuilder {
             return Err(ConfigError::NoTicketsPerPeer);
         }
         let sid_ctx = SidCtx::new(&self.sid_ctx)?;
-        let clock = SharedClock(self.clock.unwrap_or_else(|| Arc::new(SystemClock)));
+        let clock = self.clock.map_or(SharedClock::System, SharedClock::Given);
         let counters = Arc::new(Counters::new());
         let external = self.external.map(|store| External {
             shares: store.shares_sessions(),

@@ -24,24 +24,42 @@ impl Clock for SystemClock {
     }
 }
 
-/// One clock shared by the policy layer and its core caches.
+/// One clock shared by the policy layer and its core caches: the system's
+/// (the default), read directly, or one the builder was given, through
+/// its trait object. Every lookup and store reads the seconds, and the
+/// direct read saves the call through the object and the `Duration`
+/// between (callgrind, `fixed tlscache-policy hit 1`: the read had cost a
+/// lookup 69 instructions of 443).
 #[derive(Clone)]
-pub(crate) struct SharedClock(pub(crate) Arc<dyn Clock>);
+pub(crate) enum SharedClock {
+    System,
+    Given(Arc<dyn Clock>),
+}
 
 impl Clock for SharedClock {
     fn now(&self) -> Duration {
-        self.0.now()
+        match self {
+            SharedClock::System => SystemClock.now(),
+            SharedClock::Given(clock) => clock.now(),
+        }
     }
 
     fn now_nanos(&self) -> u64 {
-        self.0.now_nanos()
+        match self {
+            SharedClock::System => SystemClock.now_nanos(),
+            SharedClock::Given(clock) => clock.now_nanos(),
+        }
     }
 }
 
 impl SharedClock {
     /// Seconds since the Unix epoch.
+    #[inline]
     pub(crate) fn secs(&self) -> u64 {
-        self.0.now().as_secs()
+        match self {
+            SharedClock::System => CoarseClock::unix_secs(),
+            SharedClock::Given(clock) => clock.now().as_secs(),
+        }
     }
 }
 
@@ -50,6 +68,18 @@ mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use super::*;
+
+    #[test]
+    fn the_shared_system_clock_reads_the_system_clocks_seconds() {
+        let before = SystemClock.now().as_secs();
+        let read = SharedClock::System.secs();
+        let after = SystemClock.now().as_secs();
+        assert!(before <= read && read <= after, "{before} {read} {after}");
+        let manual = tlscache_core::ManualClock::new();
+        manual.set(Duration::from_secs(1_700_000_000));
+        let given = SharedClock::Given(Arc::new(manual));
+        assert_eq!(given.secs(), 1_700_000_000);
+    }
 
     #[test]
     fn the_system_clock_reads_the_wall_clock() {
