@@ -14,7 +14,9 @@ use tlscache_core::{Clock, CoarseClock};
 /// once a tick (1 to 10 ms), read through the vDSO without the CPU's
 /// time-stamp counter. Sessions keep their times in seconds, as OpenSSL's
 /// do, so the tick costs nothing in precision and the counter read is
-/// saved on every lookup. Elsewhere it is `SystemTime`.
+/// saved on every lookup. Elsewhere it is `SystemTime`. As a cache's
+/// default clock its seconds are read as [`CoarseClock::unix_secs`]
+/// (`time()`), the same seconds in one load.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
