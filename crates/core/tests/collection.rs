@@ -18,12 +18,21 @@ fn alone() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One shard of `capacity` entries, so every write collects in it.
+fn one_shard<V: Thin + ?Sized + Send + Sync + 'static>(capacity: u32) -> Cache<u32, V> {
+    Cache::builder()
+        .capacity(capacity as usize)
+        .shards(1)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn replaced_values_are_freed_by_the_writers_that_replace_them() {
     let _alone = alone();
     const STORES: u64 = 96;
     let drops = std::sync::Arc::new(AtomicU64::new(0));
-    let cache: Cache<u32, Counted> = Cache::builder().capacity(16).shards(1).build().unwrap();
+    let cache: Cache<u32, Counted> = one_shard(16);
     for _ in 0..STORES {
         cache.insert(1, Arc::new(Counted(drops.clone())));
     }
@@ -48,11 +57,7 @@ fn evicted_values_are_freed_by_the_writers_that_evict_them() {
     const CAPACITY: u32 = 16;
     const STORES: u32 = 112;
     let drops = std::sync::Arc::new(AtomicU64::new(0));
-    let cache: Cache<u32, Counted> = Cache::builder()
-        .capacity(CAPACITY as usize)
-        .shards(1)
-        .build()
-        .unwrap();
+    let cache: Cache<u32, Counted> = one_shard(CAPACITY);
     for k in 0..STORES {
         cache.insert(k, Arc::new(Counted(drops.clone())));
     }
@@ -128,11 +133,7 @@ fn every_value_the_cache_lets_go_of_passes_through_release_once() {
     const CAPACITY: u32 = 16;
     const KEYS: u32 = 64;
     let count = std::sync::Arc::new(AtomicU64::new(0));
-    let cache: Cache<u32, Released> = Cache::builder()
-        .capacity(CAPACITY as usize)
-        .shards(1)
-        .build()
-        .unwrap();
+    let cache: Cache<u32, Released> = one_shard(CAPACITY);
     // Each key stored twice: the first value replaced, then evicted or
     // taken or kept to the end.
     for k in 0..KEYS {
