@@ -47,7 +47,41 @@ const MIN_SHARDS_PER_CORE: usize = 4;
 /// collecting less often makes writes cheaper and leaves more to free at
 /// once. Every 16th keeps `tests/collection.rs`' bound (half of 96
 /// retirements freed by the writers themselves). Under loom, every one.
+/// This is the default of a shard bounded below [`LARGE_SHARD`] entries;
+/// a larger one collects every [`LARGE_SHARD_COLLECT_EVERY`]th.
 pub const DEFAULT_COLLECT_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
+
+/// Retirements a shard of at least [`LARGE_SHARD`] entries (or an
+/// unbounded one) lets gather, by default, before a writer collects.
+///
+/// A collection's fixed part (sealing and queueing the thread's bag of
+/// deferred calls, then taking back the one whose epoch has passed) costs
+/// about 1,600 instructions however little it frees, and at two threads
+/// each one also moves the global epoch, a line every pin reads. What
+/// waits for a collection is bounded the other way: about three
+/// collections' worth of retired slots (the one gathering, and two epochs)
+/// take arena slots past the capacity. At 32 that is some 96 slots, under
+/// a tenth of a shard of [`LARGE_SHARD`] entries and 1.5% of the
+/// 6,250-entry shards of a 100,000-entry cache on two cores, where it
+/// made ticket writes 3–6% faster at one thread and 6–10% at two (see
+/// `docs/performance.md`, 2026-11-29). A small shard keeps
+/// [`DEFAULT_COLLECT_EVERY`]: there 96 slots would be several times its
+/// capacity. Under loom, every one.
+pub const LARGE_SHARD_COLLECT_EVERY: u32 = if cfg!(loom) { 1 } else { 32 };
+
+/// Entries a shard's bound must reach for it to collect every
+/// [`LARGE_SHARD_COLLECT_EVERY`] retirements by default.
+pub const LARGE_SHARD: usize = 1024;
+
+/// The retirements a cache's shards let gather before a writer collects,
+/// unless the builder set it: by the smallest shard's bound (`capacity`
+/// split over `shards`, `None` when unbounded).
+pub(crate) fn default_collect_every(capacity: Option<usize>, shards: usize) -> u32 {
+    match capacity {
+        Some(entries) if entries / shards.max(1) < LARGE_SHARD => DEFAULT_COLLECT_EVERY,
+        _ => LARGE_SHARD_COLLECT_EVERY,
+    }
+}
 
 /// When an entry past its deadline leaves the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,7 +118,8 @@ pub struct CacheBuilder<K, V: ?Sized + Thin, S = RandomState> {
     pub(crate) max_weight: Option<u64>,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) expiry: Expiry,
-    pub(crate) collect_every: NonZeroU32,
+    /// `None`: by shard size (see [`default_collect_every`]).
+    pub(crate) collect_every: Option<NonZeroU32>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -107,7 +142,7 @@ impl<K, V: ?Sized + Thin> CacheBuilder<K, V, RandomState> {
             max_weight: None,
             listener: None,
             expiry: Expiry::Eager,
-            collect_every: NonZeroU32::new(DEFAULT_COLLECT_EVERY).expect("the default is not zero"),
+            collect_every: None,
             _types: PhantomData,
         }
     }
@@ -188,7 +223,9 @@ impl<K, V: ?Sized + Thin, S> CacheBuilder<K, V, S> {
     /// How many retirements (entries removed, evicted, expired or replaced)
     /// a shard's writers let gather before the writer that reaches the
     /// count hands them to the epoch collector and frees what no reader
-    /// can still hold; [`DEFAULT_COLLECT_EVERY`] by default.
+    /// can still hold. By default [`DEFAULT_COLLECT_EVERY`] (16), or
+    /// [`LARGE_SHARD_COLLECT_EVERY`] (32) when the capacity splits into
+    /// shards of at least [`LARGE_SHARD`] entries, or is unbounded.
     ///
     /// Each collection costs a fixed amount (a 2 KB copy) plus the calls
     /// it runs, all on that one write. A value whose last handle it
@@ -198,7 +235,7 @@ impl<K, V: ?Sized + Thin, S> CacheBuilder<K, V, S> {
     /// to drop (a TLS session zeroizes its secret and frees its memory)
     /// still want a smaller count: shorter pauses, and sooner drops.
     pub fn collect_every(mut self, retirements: NonZeroU32) -> Self {
-        self.collect_every = retirements;
+        self.collect_every = Some(retirements);
         self
     }
 
@@ -312,6 +349,20 @@ pub(crate) fn split(total: u64, parts: usize, index: usize) -> u64 {
 mod tests {
     use super::*;
     use crate::POOLED_PER_SHARD;
+
+    #[test]
+    fn large_shards_collect_less_often_by_default() {
+        let large = LARGE_SHARD_COLLECT_EVERY;
+        assert_eq!(default_collect_every(None, 16), large);
+        assert_eq!(default_collect_every(Some(16 * LARGE_SHARD), 16), large);
+        assert_eq!(default_collect_every(Some(100_000), 16), large);
+        // One entry short of a large bound in every shard.
+        let small = DEFAULT_COLLECT_EVERY;
+        assert_eq!(default_collect_every(Some(16 * LARGE_SHARD - 1), 16), small);
+        assert_eq!(default_collect_every(Some(16), 1), small);
+        // Pooled (a bound shared by all shards) is small too.
+        assert_eq!(default_collect_every(Some(100), 8), small);
+    }
 
     #[test]
     fn default_shards_keep_a_bound_each_past_four_a_core() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ahash::RandomState;
 
-use crate::builder::{split, validate, CacheBuilder, Expiry};
+use crate::builder::{default_collect_every, split, validate, CacheBuilder, Expiry};
 use crate::clock::{duration_to_nanos, Clock};
 use crate::entry::{Thin, NEVER};
 use crate::error::BuildError;
@@ -144,7 +144,10 @@ where
             config: Config {
                 weigher: builder.weigher,
                 listener: builder.listener,
-                collect_every: builder.collect_every.get(),
+                collect_every: builder.collect_every.map_or_else(
+                    || default_collect_every(builder.capacity, shards),
+                    std::num::NonZeroU32::get,
+                ),
             },
             max_weight,
             pooled: AtomicU64::new(pooled(builder.capacity, shards)),

@@ -70,7 +70,10 @@ mod wheel;
 
 #[cfg(not(loom))]
 pub use blob::{Blob, Tailed};
-pub use builder::{CacheBuilder, Expiry, DEFAULT_CAPACITY, DEFAULT_COLLECT_EVERY, MAX_SHARDS};
+pub use builder::{
+    CacheBuilder, Expiry, DEFAULT_CAPACITY, DEFAULT_COLLECT_EVERY, LARGE_SHARD,
+    LARGE_SHARD_COLLECT_EVERY, MAX_SHARDS,
+};
 pub use cache::{Cache, POOLED_PER_SHARD};
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use entry::Thin;

@@ -102,6 +102,33 @@ fn a_smaller_collect_every_frees_sooner() {
     assert_eq!(freed_after(16), 0);
 }
 
+#[test]
+fn a_large_shard_collects_half_as_often_by_default() {
+    let _alone = alone();
+    let drops = std::sync::Arc::new(AtomicU64::new(0));
+    let capacity = u32::try_from(tlscache_core::LARGE_SHARD).unwrap();
+    let cache: Cache<u32, Counted> = one_shard(capacity);
+    let mut stores = 0u64;
+    let mut store_until = |n: u64| {
+        while stores < n {
+            cache.insert(1, Arc::new(Counted(drops.clone())));
+            stores += 1;
+        }
+        drops.load(Ordering::SeqCst)
+    };
+    // 47 values replaced: a shard of 16 entries would have collected at
+    // the 16th, 32nd and 48th retirement and freed the first batch by
+    // now (`a_smaller_collect_every_frees_sooner`); this one has
+    // collected once, at the 32nd, and the epoch has not moved past it.
+    assert_eq!(tlscache_core::LARGE_SHARD_COLLECT_EVERY, 32);
+    assert_eq!(store_until(48), 0);
+    // Its writers still free what they replace: the collection at the
+    // 64th frees the first 32, which the following writes drop two at a
+    // time (still fewer than 128 pins, so no reader-side collection).
+    let freed = store_until(100);
+    assert!(freed >= 32, "only {freed} of 99 replaced values freed");
+}
+
 /// A value that counts the cache's handles it gets back through
 /// [`Thin::release`], in the counter it carries.
 #[repr(transparent)]
