@@ -62,9 +62,11 @@ pub const DEFAULT_COLLECT_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 /// collections' worth of retired slots (the one gathering, and two epochs)
 /// take arena slots past the capacity. At 32 that is some 96 slots, under
 /// a tenth of a shard of [`LARGE_SHARD`] entries and 1.5% of the
-/// 6,250-entry shards of a 100,000-entry cache on two cores, where it
-/// made ticket writes 3–6% faster at one thread and 6–10% at two (see
-/// `docs/performance.md`, 2026-11-29). A small shard keeps
+/// 6,250-entry shards of a 100,000-entry cache on two cores. There it
+/// took 4% of a ticket operation's instructions off, and in most
+/// alternated runs made two threads' ticket and insert work 3–11% faster;
+/// readers pay with larger collections on their pins (see
+/// `docs/performance.md`, "2026-11-29, late night"). A small shard keeps
 /// [`DEFAULT_COLLECT_EVERY`]: there 96 slots would be several times its
 /// capacity. Under loom, every one.
 pub const LARGE_SHARD_COLLECT_EVERY: u32 = if cfg!(loom) { 1 } else { 32 };
