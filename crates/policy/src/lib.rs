@@ -147,8 +147,9 @@
 //! its small per-thread cache takes the arena's lock. So the cache's last
 //! handle on a session is not freed: the state is wiped at once and the
 //! memory kept by the thread that collected it (up to 256 sessions a
-//! thread) for its next new session of the same size. In the latency
-//! probe (`latency --tickets tlscache-policy tlscache`, see
+//! thread) for its next new session of the same size class (a session's
+//! memory is rounded up to one of a few classes, see [`Session`]). In the
+//! latency probe (`latency --tickets tlscache-policy tlscache`, see
 //! `docs/performance.md`) that took the policy's ticket writes' p99.9
 //! from 16–25 µs to 5–7 µs. When the machine is busy glibc's arena still
 //! shows (12.6–25 µs, against 5.4–10.7 µs with jemalloc preloaded), so a

@@ -198,13 +198,16 @@ impl fmt::Debug for PeerKey {
 /// zeroized at once and the session's memory kept by the thread that
 /// collected it (up to 256 sessions a thread, of up to 8 KiB each), for
 /// that thread's next
-/// [`build`](SessionBuilder::build) of a session of the same size: the
-/// memory is reused instead of freed and allocated again. What a thread
-/// keeps is freed when it exits.
+/// [`build`](SessionBuilder::build) of a session of the same size class:
+/// the memory is reused instead of freed and allocated again. What a
+/// thread keeps is freed when it exits.
 ///
 /// A session is one allocation: its fixed fields, then its context's and
-/// its state's bytes, each exactly as long as it is (a
-/// [`Tailed`](tlscache_core::Tailed) record). That is why the type is
+/// its state's bytes, each exactly as long as it is, then as many zeros
+/// as round the allocation up to its size class (none for a session
+/// under 512 bytes on a `malloc` of 16-byte chunks, at most an eighth of
+/// the size above; see `class_tail`). It is a
+/// [`Tailed`](tlscache_core::Tailed) record; that is why the type is
 /// unsized, and only ever met behind a reference or an `Arc`.
 #[repr(transparent)]
 pub struct Session(
@@ -231,6 +234,9 @@ struct Head {
     ctx_len: u8,
     version: ProtocolVersion,
     id: SessionId,
+    /// How many zero bytes end the tail after the state: its memory is
+    /// rounded up to a size class (see [`class_tail`]).
+    pad: u16,
     /// What most sessions lack (a client session's peer, application
     /// data), boxed so that a server session does not carry the room.
     extras: Option<Box<Extras>>,
@@ -347,8 +353,10 @@ impl Session {
 
     /// The opaque state a TLS stack resumes from (secret: zeroized on drop).
     pub fn state(&self) -> &[u8] {
-        self.tail()
-            .get(usize::from(self.head().ctx_len)..)
+        let tail = self.tail();
+        // `assemble` wrote the context, the state, then `pad` zeros.
+        let end = tail.len().saturating_sub(usize::from(self.head().pad));
+        tail.get(usize::from(self.head().ctx_len)..end)
             .unwrap_or_default()
     }
 
@@ -386,10 +394,18 @@ impl Session {
     /// A session of `head` and a tail of `ctx` then `state`, in one
     /// allocation: a kept one of that size if this thread has one (see
     /// `spare`).
-    fn assemble(head: Head, ctx: &[u8], state: &[u8]) -> Arc<Session> {
+    fn assemble(mut head: Head, ctx: &[u8], state: &[u8]) -> Arc<Session> {
         // A sum past `usize::MAX` fits no spare; `renew` then refuses it.
-        let spare = crate::spare::take(ctx.len().saturating_add(state.len()));
-        let record = Tailed::renew(spare.map(Session::into_record), head, &[ctx, state]);
+        let len = ctx.len().saturating_add(state.len());
+        // At most `MAX_PAD` zeros, by `class_tail`'s rule.
+        let zeros = ZEROS.get(..class_tail(len) - len).unwrap_or_default();
+        head.pad = zeros.len() as u16;
+        let spare = crate::spare::take(len + zeros.len()).map(Session::into_record);
+        let record = if zeros.is_empty() {
+            Tailed::renew(spare, head, &[ctx, state])
+        } else {
+            Tailed::renew(spare, head, &[ctx, state, zeros])
+        };
         let record = Arc::into_raw(record);
         // SAFETY: a `Session` is its record (`repr(transparent)`): the cast
         // keeps the address and the length, and the `Arc`'s count passes
@@ -568,6 +584,7 @@ impl<'a> SessionBuilder<'a> {
             ctx_len: ctx.len() as u8,
             version: self.version,
             id: self.id?,
+            pad: 0,
             extras: (self.peer.is_some() || self.ex_data.is_some()).then(|| {
                 Box::new(Extras {
                     peer: self.peer,
@@ -577,6 +594,55 @@ impl<'a> SessionBuilder<'a> {
         };
         Ok(Session::assemble(head, ctx, &self.state.0))
     }
+}
+
+/// The most zero bytes [`class_tail`] adds: an eighth of the largest
+/// size it rounds.
+const MAX_PAD: usize = CLASSED / 8;
+
+/// The largest memory, in bytes with the allocator's word of header, that
+/// [`class_tail`] rounds to a size class: sessions up to this size are the
+/// ones a thread keeps for reuse (see `spare`).
+const CLASSED: usize = 8 * 1024;
+
+/// What a session's padding is copied from.
+static ZEROS: [u8; MAX_PAD] = [0; MAX_PAD];
+
+/// The tail length a session whose context and state take `len` bytes is
+/// given: `len`, or more (zeros after the state) so that its memory is one
+/// of a few size classes. A thread keeps the sessions a cache lets go of
+/// and fills them again with new sessions of the same size (see
+/// `spare`). With sizes that vary (a session with a certificate chain,
+/// one without) an exact size was often not there, and the allocation
+/// and the free that then run can take the allocator's arena lock, on
+/// which two threads freeing each other's sessions sleep: in the main
+/// job's `tls13-tickets` preset (sessions of 100 to 2,000 bytes), frees
+/// of sessions a thread could not keep were 28% of the policy's sleeps
+/// (`perf record -e context-switches`), and 12% with the classes.
+///
+/// The classes are of the memory a `malloc` with a word of header and
+/// 16-byte chunks spends on the session: 16-byte steps up to 512 bytes
+/// (the chunk such a `malloc` makes anyway, so no byte more), then eight
+/// classes to each doubling, each step an eighth of the doubling's upper
+/// end (at most 12.5% more than the exact size) up to [`CLASSED`]. Past
+/// that, and for a sum that overflows, the tail is exact.
+fn class_tail(len: usize) -> usize {
+    // The `Arc`'s two counts, the record's length and head, and the
+    // allocator's header word.
+    const OVER: usize = 2 * size_of::<usize>() + size_of::<usize>() + size_of::<Head>() + 8;
+    let Some(chunk) = len.checked_add(OVER).filter(|&c| c <= CLASSED) else {
+        return len;
+    };
+    // The step, a power of two: 16, or a sixteenth of the power of two
+    // at or above `chunk` (masks, not a division: every new session
+    // pays this).
+    let log = if chunk <= 512 {
+        4
+    } else {
+        usize::BITS - (chunk - 1).leading_zeros() - 4
+    };
+    let mask = (1usize << log) - 1;
+    ((chunk + mask) & !mask) - OVER
 }
 
 /// A builder's state: borrowed, or owned and then zeroized (all its
@@ -698,9 +764,14 @@ mod tests {
                 assert_eq!(session.state(), &state[..]);
                 assert_eq!(session.id().as_bytes(), &[3; 32]);
                 // The size `assemble` allocated: the fixed part and the
-                // tail in whole words.
-                let words = (FIXED + ctx_len + state_len).div_ceil(8);
+                // tail rounded up to its class, in whole words.
+                let tail = class_tail(ctx_len + state_len);
+                let words = (FIXED + tail).div_ceil(8);
                 assert_eq!(size_of_val(&*session), words * 8);
+                assert_eq!(session.0.bytes().len(), tail);
+                assert!(session.0.bytes()[ctx_len + state_len..]
+                    .iter()
+                    .all(|&b| b == 0));
                 assert_eq!(align_of_val(&*session), 8);
                 // The cache keeps the address alone and gets the very
                 // pointer back, length included.
@@ -817,6 +888,58 @@ mod tests {
         let below = Session::builder(b"id", vec![6u8; 8_000]).build().unwrap();
         <Session as Thin>::release(below);
         assert_eq!(crate::spare::kept(), 1);
+    }
+
+    #[test]
+    fn tails_round_up_to_few_classes_that_cost_a_malloc_nothing_below_512_bytes() {
+        // What a session's allocation and its allocator's header take.
+        let memory = |tail: usize| 2 * 8 + FIXED + tail + 8;
+        let mut classes = std::collections::BTreeSet::new();
+        for len in 0..12_000 {
+            let tail = class_tail(len);
+            assert!(tail >= len, "{len}");
+            if memory(len) > CLASSED {
+                assert_eq!(tail, len, "exact past the classed sizes");
+                continue;
+            }
+            let size = memory(tail);
+            assert!(size <= CLASSED);
+            assert_eq!(size % 16, 0, "{len}: a whole chunk of 16-byte steps");
+            if memory(len) <= 512 {
+                // The chunk a malloc makes of the exact size anyway.
+                assert_eq!(size, memory(len).next_multiple_of(16), "{len}");
+            } else {
+                // At most an eighth more.
+                assert!(size - memory(len) < size / 8, "{len}: {size}");
+                classes.insert(size);
+            }
+            assert!(tail - len <= MAX_PAD);
+        }
+        // Eight classes to each doubling from 512 bytes to 8 KiB.
+        assert_eq!(classes.len(), 8 * 4);
+        assert_eq!(class_tail(usize::MAX), usize::MAX);
+    }
+
+    #[test]
+    fn a_released_session_is_filled_by_the_next_of_its_class() {
+        let first = Session::builder(b"one", vec![0xA5u8; 1000])
+            .build()
+            .unwrap();
+        let place = Arc::as_ptr(&first).cast::<u8>();
+        <Session as Thin>::release(first);
+        assert_eq!(crate::spare::kept(), 1);
+        assert!(crate::spare::all_wiped());
+        // Ten bytes longer: another size, the same class.
+        let second = Session::builder(b"two", vec![3u8; 1010]).build().unwrap();
+        assert_eq!(crate::spare::kept(), 0);
+        assert_eq!(Arc::as_ptr(&second).cast::<u8>(), place);
+        assert_eq!(second.state(), &[3u8; 1010][..]);
+        assert_eq!(second.id().as_bytes(), b"two");
+        // And back to a shorter one: the state ends where it did.
+        <Session as Thin>::release(second);
+        let third = Session::builder(b"three", vec![4u8; 990]).build().unwrap();
+        assert_eq!(Arc::as_ptr(&third).cast::<u8>(), place);
+        assert_eq!(third.state(), &[4u8; 990][..]);
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //! [`Thin::release`](tlscache_core::Thin::release)) is wiped and kept, up
 //! to [`SPARES`] a thread, and
 //! [`SessionBuilder::build`](crate::SessionBuilder::build) fills a kept
-//! one of the same size before it allocates. What does not fit is dropped
-//! as before; what is kept is wiped at once, so no secret waits in it,
-//! and is freed when its thread exits.
+//! one of the same size before it allocates (a session's memory is
+//! rounded up to a size class, so one a few bytes longer or shorter
+//! fits). What does not fit is dropped as before; what is kept is wiped
+//! at once, so no secret waits in it, and is freed when its thread exits.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
