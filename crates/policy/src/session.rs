@@ -809,6 +809,18 @@ mod tests {
         assert!(state.iter().all(|&b| b == 0));
     }
 
+    /// Releases `session` as a cache does its last handle, checks that
+    /// this thread, which kept nothing, now keeps it wiped, and returns
+    /// where its memory lies.
+    fn released_and_kept(session: Arc<Session>) -> *const u8 {
+        assert_eq!(crate::spare::kept(), 0);
+        let place = Arc::as_ptr(&session).cast::<u8>();
+        <Session as Thin>::release(session);
+        assert_eq!(crate::spare::kept(), 1);
+        assert!(crate::spare::all_wiped());
+        place
+    }
+
     #[test]
     fn a_released_session_is_wiped_and_filled_by_the_next_of_its_size() {
         // Each test runs on its own thread, so this thread keeps nothing
@@ -820,11 +832,7 @@ mod tests {
             .ex_data(Arc::clone(&data))
             .build()
             .unwrap();
-        let place = Arc::as_ptr(&first).cast::<u8>();
-        // What a cache does with its last handle.
-        <Session as Thin>::release(first);
-        assert_eq!(crate::spare::kept(), 1);
-        assert!(crate::spare::all_wiped());
+        let place = released_and_kept(first);
         assert_eq!(Arc::strong_count(&data), 1, "the extras went at once");
         // A session of another size leaves it.
         let other = Session::builder(b"two", vec![1u8; 100]).build().unwrap();
@@ -925,10 +933,7 @@ mod tests {
         let first = Session::builder(b"one", vec![0xA5u8; 1000])
             .build()
             .unwrap();
-        let place = Arc::as_ptr(&first).cast::<u8>();
-        <Session as Thin>::release(first);
-        assert_eq!(crate::spare::kept(), 1);
-        assert!(crate::spare::all_wiped());
+        let place = released_and_kept(first);
         // Ten bytes longer: another size, the same class.
         let second = Session::builder(b"two", vec![3u8; 1010]).build().unwrap();
         assert_eq!(crate::spare::kept(), 0);
