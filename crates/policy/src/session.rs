@@ -401,11 +401,7 @@ impl Session {
         let zeros = ZEROS.get(..class_tail(len) - len).unwrap_or_default();
         head.pad = zeros.len() as u16;
         let spare = crate::spare::take(len + zeros.len()).map(Session::into_record);
-        let record = if zeros.is_empty() {
-            Tailed::renew(spare, head, &[ctx, state])
-        } else {
-            Tailed::renew(spare, head, &[ctx, state, zeros])
-        };
+        let record = Tailed::renew(spare, head, &[ctx, state, zeros]);
         let record = Arc::into_raw(record);
         // SAFETY: a `Session` is its record (`repr(transparent)`): the cast
         // keeps the address and the length, and the `Arc`'s count passes
