@@ -14,8 +14,10 @@
 //! of two words (crossbeam-epoch keeps it inline: no allocation). A
 //! slot's call drops the node's key and value and pushes the slot onto a
 //! lock-free stack of reclaimed slots, linked through the dead nodes
-//! themselves. A writer takes the whole stack at once (a swap, so the
-//! stack has no ABA problem) and then pops one slot per insert, reading
+//! themselves; when a writer's collection runs it, the call is set aside
+//! for that thread's next writes, two a write (see `doomed`). A writer
+//! takes the whole stack at once (a swap, so the stack has no ABA
+//! problem) and then pops one slot per insert, reading
 //! the next link from the node it is about to overwrite anyway: no walk
 //! over cold nodes under the lock (a whole-stack walk had put tens of
 //! microseconds into some writes), and no batch to allocate, fill, stack
@@ -172,6 +174,47 @@ impl<K, V> Nodes<K, V>
 where
     V: ?Sized + Thin + Send + Sync + 'static,
 {
+    /// [`reclaim`](Self::reclaim) of `slot`: at once, or, when a write
+    /// of this thread is collecting, from the thread's ring by its next
+    /// writes (see `doomed`), so that a collection does not meet each
+    /// retired node's cold line in one burst.
+    ///
+    /// # Safety
+    ///
+    /// As [`reclaim`](Self::reclaim)'s.
+    unsafe fn reclaim_soon(nodes: Arc<Self>, slot: u32) {
+        #[cfg(not(loom))]
+        {
+            /// [`Nodes::reclaim`] of `slot` through a handle from
+            /// `Arc::into_raw`, which it gives back.
+            ///
+            /// # Safety
+            ///
+            /// As `reclaim`'s, for the arena `nodes` holds a count on.
+            unsafe fn reclaim_raw<K, V>(nodes: *const u8, slot: u32)
+            where
+                V: ?Sized + Thin + Send + Sync + 'static,
+            {
+                // SAFETY: from `Arc::into_raw` of an `Arc<Nodes<K, V>>`
+                // (the caller's guarantee), whose count this takes back.
+                let nodes = unsafe { Arc::from_raw(nodes.cast::<Nodes<K, V>>()) };
+                // SAFETY: the caller's guarantee, passed on.
+                unsafe { nodes.reclaim(slot) }
+            }
+            let nodes = Arc::into_raw(nodes).cast::<u8>();
+            // SAFETY: `nodes` holds a count on the arena, and `reclaim`'s
+            // contract is the caller's; the call runs once, now or later
+            // on this thread, and later is as sound as now (the node only
+            // waits longer).
+            unsafe { crate::doomed::later(nodes, slot, reclaim_raw::<K, V>) }
+        }
+        // SAFETY: the caller's guarantee, passed on.
+        #[cfg(loom)]
+        unsafe {
+            nodes.reclaim(slot)
+        }
+    }
+
     /// Drops the contents of the retired node in `slot` and stacks the
     /// slot for reuse.
     ///
@@ -494,7 +537,7 @@ where
                 // it, and a slot is retired once.
                 guard.defer(move || {
                     // SAFETY: see above.
-                    unsafe { nodes.reclaim(slot) }
+                    unsafe { Nodes::reclaim_soon(nodes, slot) }
                 });
             }
             // Out of its node: dropped once no reader pinned now can be
@@ -544,7 +587,7 @@ where
             // unpinned nobody can reach it; each slot is retired once.
             guard.defer(move || {
                 // SAFETY: see above.
-                unsafe { nodes.reclaim(slot) }
+                unsafe { Nodes::reclaim_soon(nodes, slot) }
             });
         }
         for value in values {
@@ -576,6 +619,42 @@ mod tests {
             ..std::mem::offset_of!(N, reclaimed) + std::mem::size_of::<AtomicU64>();
         assert_eq!(directory.start, 0, "the directory starts the value");
         assert!(lines(directory).1 < lines(stack).0);
+    }
+
+    #[test]
+    fn a_collection_sets_reclamations_aside_for_the_next_writes() {
+        let mut arena: Arena<u64, u64> = Arena::new(Some(10));
+        let value = Arc::new(7u64);
+        for want in 0..3 {
+            let (slot, _) = arena.alloc();
+            assert_eq!(slot, want);
+            arena.place(
+                slot,
+                Node::new(u64::from(slot), Arc::clone(&value), 0, 0, 0),
+            );
+        }
+        let nodes = arena.nodes();
+        crate::doomed::collecting(|| {
+            for slot in 0..2 {
+                // SAFETY: slots 0 and 1 hold nodes no reader reaches (none
+                // was published), each reclaimed once.
+                unsafe { Nodes::reclaim_soon(Arc::clone(&nodes), slot) };
+            }
+        });
+        // Set aside: the nodes still hold their values, and no slot is
+        // back for reuse.
+        assert_eq!(Arc::strong_count(&value), 4);
+        let (slot, new) = arena.alloc();
+        assert_eq!((slot, new), (3, true));
+        // The next write runs both (two a write).
+        crate::doomed::drop_some();
+        assert_eq!(Arc::strong_count(&value), 2);
+        let (slot, new) = arena.alloc();
+        assert!(slot < 2 && !new, "slot {slot}, new {new}");
+        // Outside a collection: at once.
+        // SAFETY: slot 2 holds a node no reader reaches, reclaimed once.
+        unsafe { Nodes::reclaim_soon(Arc::clone(&nodes), 2) };
+        assert_eq!(Arc::strong_count(&value), 1);
     }
 
     #[test]

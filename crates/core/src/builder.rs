@@ -229,13 +229,13 @@ impl<K, V: ?Sized + Thin, S> CacheBuilder<K, V, S> {
     /// [`LARGE_SHARD_COLLECT_EVERY`] (32) when the capacity splits into
     /// shards of at least [`LARGE_SHARD`] entries, or is unbounded.
     ///
-    /// Each collection costs a fixed amount (a 2 KB copy) plus the calls
-    /// it runs, all on that one write. A value whose last handle it
-    /// releases is not dropped there but set aside, and each of the
-    /// thread's writes then drops two (at most 64 wait per thread, and
-    /// a cache's drop drops its thread's at once). Values that are costly
-    /// to drop (a TLS session zeroizes its secret and frees its memory)
-    /// still want a smaller count: shorter pauses, and sooner drops.
+    /// Each collection costs a fixed amount (a 2 KB copy) on that one
+    /// write. The calls it runs (a retired node's reclamation with its
+    /// value's drop, or a replaced value's drop) are not run there but set
+    /// aside, and each of the thread's writes then runs two (at most 256
+    /// wait per thread, and a cache's drop runs its thread's at once).
+    /// Values that are costly to drop (a TLS session zeroizes its secret
+    /// and frees its memory) still want a smaller count: sooner drops.
     pub fn collect_every(mut self, retirements: NonZeroU32) -> Self {
         self.collect_every = Some(retirements);
         self

@@ -85,9 +85,9 @@ pub struct Cache<K, V: ?Sized + Thin, S = RandomState> {
 
 impl<K, V: ?Sized + Thin, S> Drop for Cache<K, V, S> {
     fn drop(&mut self) {
-        // Values this thread's writes set aside to drop a few at a time
-        // (see `doomed`) go now, rather than wait for writes that may
-        // never come. Those of other threads go with their next writes.
+        // What this thread's collections set aside to run a few at a time
+        // (see `doomed`) runs now, rather than wait for writes that may
+        // never come. That of other threads runs with their next writes.
         crate::doomed::drop_all();
     }
 }

@@ -1,31 +1,38 @@
-//! Values a writer's collection frees, dropped a few at a time by that
+//! Work a writer's collection would run, run a little at a time by that
 //! writer's following writes rather than all in the one write that
 //! collects.
 //!
 //! A write that collects garbage (every `collect_every` retirements of its
 //! shard, see `CacheBuilder::collect_every`) runs the deferred calls of
 //! every retirement whose epoch has passed: often a few dozen at once.
-//! When each of those drops the last handle on its value, and a value is
-//! dear to drop (a TLS session zeroizes its secret and frees its memory,
-//! and the allocator then sorts a burst of frees), that one write pays for
-//! them all. While a write collects, a value whose last handle the cache
-//! holds is instead set aside in the thread's own ring (up to [`HELD`]),
-//! and every write then drops at most [`PER_WRITE`] of them once it has
-//! released its lock: the same drops, spread over the thread's writes.
+//! Each reclaims a retired node, whose line has gone cold since its write
+//! (often to the other core), and releases the node's handle on its value;
+//! the last handle's drop may be dear too (a TLS session zeroizes its
+//! secret and frees its memory). That one write would pay for them all:
+//! in the ticket traffic of `latency --tickets`, two thirds of the writes
+//! over 2.5 µs were collections, and a slow one had run 16 reclamations
+//! where a fast one had run 4. While a write collects, that work (a node's
+//! reclamation, or the drop of a value's last handle) is instead set aside
+//! in the thread's own ring (up to [`HELD`] pieces), and every write then
+//! runs at most [`PER_WRITE`] of them once it has released its lock: the
+//! same work, spread over the thread's writes.
 //!
-//! A value set aside stays alive until its thread's next writes, or until
-//! the thread exits; the ring never holds more than [`HELD`] values, and a
-//! value that does not fit is dropped at once. Under loom every value is
-//! dropped at once.
+//! Work set aside waits for its thread's next writes, or for the thread
+//! to exit; the ring never holds more than [`HELD`] pieces, and work that
+//! does not fit runs at once. A reader's pin that collects (crossbeam-epoch
+//! does on every 128th) runs its work at once, for no write of its thread
+//! may follow. Under loom everything runs at once.
 
 use crate::entry::Thin;
 use crate::sync::Arc;
 
-/// Values a thread's ring holds at most.
+/// Pieces of work a thread's ring holds at most: room for several
+/// collections' reclamations (a slow one ran 16, and one collection may
+/// take several threads' batches), in 6 KB a thread.
 #[cfg_attr(loom, allow(dead_code))]
-pub(crate) const HELD: usize = 64;
+pub(crate) const HELD: usize = 256;
 
-/// Values a write drops from its thread's ring at most.
+/// Pieces of work a write runs from its thread's ring at most.
 pub(crate) const PER_WRITE: usize = 2;
 
 #[cfg(not(loom))]
@@ -35,20 +42,29 @@ mod ring {
 
     use super::HELD;
 
-    /// A value's address (`Arc::into_raw`) and how to drop its handle.
+    /// Work set aside: `run(thin, slot)`, once.
     pub(super) struct Doomed {
         pub(super) thin: *const u8,
-        pub(super) drop: unsafe fn(*const u8),
+        pub(super) slot: u32,
+        pub(super) run: unsafe fn(*const u8, u32),
     }
 
-    /// The ring; its values are dropped when the thread exits.
+    impl Doomed {
+        /// Runs the work.
+        pub(super) fn run(self) {
+            // SAFETY: `later`'s caller made `run(thin, slot)` sound to
+            // call once from this thread; `self` is consumed.
+            unsafe { (self.run)(self.thin, self.slot) }
+        }
+    }
+
+    /// The ring; its work runs when the thread exits.
     pub(super) struct Ring(pub(super) VecDeque<Doomed>);
 
     impl Drop for Ring {
         fn drop(&mut self) {
             for doomed in self.0.drain(..) {
-                // SAFETY: each entry holds one handle, released once.
-                unsafe { (doomed.drop)(doomed.thin) }
+                doomed.run();
             }
         }
     }
@@ -56,7 +72,7 @@ mod ring {
     thread_local! {
         /// Whether this thread's write is collecting now.
         pub(super) static COLLECTING: Cell<bool> = const { Cell::new(false) };
-        /// Whether `RING` may hold values: a write that finds it clear
+        /// Whether `RING` may hold work: a write that finds it clear
         /// reads nothing else (`RING` is initialised on first use).
         pub(super) static HOLDING: Cell<bool> = const { Cell::new(false) };
         pub(super) static RING: RefCell<Ring> = RefCell::new(Ring(VecDeque::with_capacity(HELD)));
@@ -69,7 +85,7 @@ mod ring {
 ///
 /// `thin` holds one count on a live `V`, which this call releases.
 #[cfg(not(loom))]
-unsafe fn drop_handle<V: ?Sized + Thin>(thin: *const u8) {
+unsafe fn drop_handle<V: ?Sized + Thin>(thin: *const u8, _: u32) {
     // SAFETY: per the contract; `from_thin` makes the pointer whole.
     V::release(unsafe { Arc::from_raw(V::from_thin(thin)) })
 }
@@ -82,44 +98,52 @@ pub(crate) fn release<V>(value: Arc<V>)
 where
     V: ?Sized + Thin + Send + Sync + 'static,
 {
+    // A count above one means dropping this handle frees nothing.
     #[cfg(not(loom))]
-    {
-        // A count above one means dropping this handle frees nothing; and
-        // a reader's pin that collects (crossbeam-epoch does on every
-        // 128th) frees at once, for no write of its thread may follow.
-        let spread = Arc::strong_count(&value) == 1 && ring::COLLECTING.with(|c| c.get());
-        if spread {
-            let mut held = Some(value);
-            // Set aside unless the ring is full or in use (a drop from it
-            // is running), or the thread is exiting.
-            let _ = ring::RING.try_with(|r| {
-                if let Ok(mut r) = r.try_borrow_mut() {
-                    if r.0.len() < HELD {
-                        if let Some(value) = held.take() {
-                            r.0.push_back(ring::Doomed {
-                                thin: Arc::into_raw(value).cast::<u8>(),
-                                drop: drop_handle::<V>,
-                            });
-                            ring::HOLDING.with(|h| h.set(true));
-                        }
-                    }
-                }
-            });
-            if let Some(value) = held {
-                V::release(value);
-            }
-            return;
-        }
+    if Arc::strong_count(&value) == 1 && ring::COLLECTING.with(|c| c.get()) {
+        // SAFETY: the handle is released once, by `drop_handle`, now or
+        // later on this thread, and nothing else holds it meanwhile.
+        unsafe { later(Arc::into_raw(value).cast::<u8>(), 0, drop_handle::<V>) };
+        return;
     }
     V::release(value);
 }
 
+/// Runs `run(thin, slot)`: at once, or, if a write of this thread is
+/// collecting (see [`collecting`]), later, from the thread's ring, unless
+/// the ring is full or in use (work from it is running), or the thread is
+/// exiting.
+///
+/// # Safety
+///
+/// `run(thin, slot)` is sound to call once, from this thread, now or at
+/// any later time.
+#[cfg(not(loom))]
+pub(crate) unsafe fn later(thin: *const u8, slot: u32, run: unsafe fn(*const u8, u32)) {
+    let mut work = Some(ring::Doomed { thin, slot, run });
+    if ring::COLLECTING.with(|c| c.get()) {
+        let _ = ring::RING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                if r.0.len() < HELD {
+                    if let Some(work) = work.take() {
+                        r.0.push_back(work);
+                        ring::HOLDING.with(|h| h.set(true));
+                    }
+                }
+            }
+        });
+    }
+    if let Some(work) = work {
+        work.run();
+    }
+}
+
 /// Runs `collect` (a collection of garbage by one of this thread's writes)
-/// with last handles set aside rather than dropped.
+/// with the work it runs set aside.
 pub(crate) fn collecting(collect: impl FnOnce()) {
     #[cfg(not(loom))]
     {
-        // Restored after, not cleared: a drop inside may write to a cache.
+        // Restored after, not cleared: work run inside may write to a cache.
         let was = ring::COLLECTING.with(|c| c.replace(true));
         collect();
         ring::COLLECTING.with(|c| c.set(was));
@@ -128,20 +152,20 @@ pub(crate) fn collecting(collect: impl FnOnce()) {
     collect();
 }
 
-/// Drops up to [`PER_WRITE`] of the values this thread's collections set
-/// aside. A write calls it once it has released its lock.
+/// Runs up to [`PER_WRITE`] pieces of the work this thread's collections
+/// set aside. A write calls it once it has released its lock.
 #[inline]
 pub(crate) fn drop_some() {
     drop_up_to(PER_WRITE);
 }
 
-/// Drops every value this thread's collections set aside: when a cache
-/// is dropped, so that what it removed is not left waiting for writes.
+/// Runs all the work this thread's collections set aside: when a cache is
+/// dropped, so that what it removed is not left waiting for writes.
 pub(crate) fn drop_all() {
     drop_up_to(usize::MAX);
 }
 
-/// Drops up to `n` of the values this thread's collections set aside.
+/// Runs up to `n` pieces of the work this thread's collections set aside.
 #[inline]
 fn drop_up_to(n: usize) {
     #[cfg(not(loom))]
@@ -149,7 +173,7 @@ fn drop_up_to(n: usize) {
         if !ring::HOLDING.with(|h| h.get()) {
             break;
         }
-        // Out of the ring before the drop, which may write to a cache.
+        // Out of the ring before it runs, which may write to a cache.
         let next = ring::RING
             .try_with(|r| {
                 let mut r = r.try_borrow_mut().ok()?;
@@ -160,8 +184,7 @@ fn drop_up_to(n: usize) {
             .ok()
             .flatten();
         match next {
-            // SAFETY: each entry holds one handle, released once.
-            Some(doomed) => unsafe { (doomed.drop)(doomed.thin) },
+            Some(doomed) => doomed.run(),
             None => break,
         }
     }
@@ -214,6 +237,39 @@ mod tests {
         assert_eq!(drops.load(Ordering::SeqCst), (2 + 3 + HELD) as u64);
         drop_some();
         assert_eq!(drops.load(Ordering::SeqCst), (2 + 3 + HELD) as u64);
+    }
+
+    /// Counts its runs in the `AtomicU64` at `thin`, with the slot.
+    unsafe fn count_run(thin: *const u8, slot: u32) {
+        // SAFETY: the test passes a live `AtomicU64`.
+        unsafe { &*thin.cast::<AtomicU64>() }.fetch_add(u64::from(slot), Ordering::SeqCst);
+    }
+
+    #[test]
+    fn work_is_set_aside_only_while_collecting_and_runs_once() {
+        let runs = AtomicU64::new(0);
+        let thin = std::ptr::from_ref(&runs).cast::<u8>();
+        // SAFETY: `runs` outlives every call; `count_run` is sound to run
+        // at any time while it lives.
+        unsafe { later(thin, 1, count_run) };
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "at once outside a collection"
+        );
+        collecting(|| {
+            for _ in 0..3 {
+                // SAFETY: as above.
+                unsafe { later(thin, 10, count_run) };
+            }
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "set aside while collecting");
+        drop_some();
+        assert_eq!(runs.load(Ordering::SeqCst), 1 + 10 * PER_WRITE as u64);
+        drop_all();
+        assert_eq!(runs.load(Ordering::SeqCst), 31);
+        drop_all();
+        assert_eq!(runs.load(Ordering::SeqCst), 31, "each runs once");
     }
 
     #[test]
