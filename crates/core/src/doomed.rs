@@ -241,16 +241,19 @@ mod tests {
 
     /// Counts its runs in the `AtomicU64` at `thin`, with the slot.
     unsafe fn count_run(thin: *const u8, slot: u32) {
-        // SAFETY: the test passes a live `AtomicU64`.
+        // SAFETY: the test passes a `static` `AtomicU64`.
         unsafe { &*thin.cast::<AtomicU64>() }.fetch_add(u64::from(slot), Ordering::SeqCst);
     }
 
     #[test]
     fn work_is_set_aside_only_while_collecting_and_runs_once() {
-        let runs = AtomicU64::new(0);
-        let thin = std::ptr::from_ref(&runs).cast::<u8>();
-        // SAFETY: `runs` outlives every call; `count_run` is sound to run
-        // at any time while it lives.
+        // A `static`, so that work left in the ring by a failed assertion
+        // still has it when the thread exits.
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        let runs = &RUNS;
+        let thin = std::ptr::from_ref(runs).cast::<u8>();
+        // SAFETY: `RUNS` lives for the whole program; `count_run` is sound
+        // to run at any time.
         unsafe { later(thin, 1, count_run) };
         assert_eq!(
             runs.load(Ordering::SeqCst),
