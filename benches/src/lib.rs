@@ -15,9 +15,10 @@ pub use tlscache_engines::{Engine, EngineKind, SessionId as Key, State};
 
 /// The engines every throughput benchmark compares: tlscache-core first,
 /// then its peers.
-pub const ENGINES: [EngineKind; 4] = [
+pub const ENGINES: [EngineKind; 5] = [
     EngineKind::Tlscache,
     EngineKind::QuickCache,
+    EngineKind::Scc,
     EngineKind::Moka,
     EngineKind::MutexLru,
 ];
@@ -29,6 +30,7 @@ pub fn label(kind: EngineKind) -> &'static str {
         EngineKind::Policy => "tlscache-policy",
         EngineKind::TlscacheCopy => "tlscache-copy",
         EngineKind::QuickCache => "quick_cache",
+        EngineKind::Scc => "scc",
         EngineKind::Moka => "moka",
         EngineKind::MutexLru => "mutex_lru",
         EngineKind::Rustls => "rustls",

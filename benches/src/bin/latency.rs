@@ -3,7 +3,7 @@
 //! operation timed with the TSC (quanta) into a histogram.
 //!
 //! `cargo run --release -p tlscache-benches --bin latency [--gets-only | --tickets] [engine...]`
-//! (quick_cache, moka, mutex_lru and tlscache by default; names as in
+//! (quick_cache, scc, moka, mutex_lru and tlscache by default; names as in
 //! `mem`, so `tlscache-policy` and `openssl` run when named). By default the workload
 //! is the 90/9/1 zipf mix; `--gets-only` runs lookups alone (100/0/0), to
 //! separate what writes do to reads; `--tickets` runs TLS 1.3 ticket

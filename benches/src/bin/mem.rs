@@ -3,7 +3,8 @@
 //!
 //! Run one engine per process so allocator state does not carry over:
 //! `cargo run --release -p tlscache-benches --bin mem -- tlscache`
-//! (or `tlscache-policy`, `quick_cache`, `moka`, `mutex_lru`, `rustls`).
+//! (or `tlscache-policy`, `quick_cache`, `scc`, `moka`, `mutex_lru`,
+//! `rustls`).
 //! Keys are 32 bytes; every entry shares one 64-byte state (engines that
 //! copy states, as tlscache-policy and rustls do, pay for the copies), so
 //! the figure is the engine's own overhead plus the key. A second argument

@@ -47,6 +47,10 @@ pub enum EngineKind {
     TlscacheCopy,
     /// quick_cache's concurrent cache.
     QuickCache,
+    /// scc's `HashCache`: 32-way set-associative, each bucket under its
+    /// own lock with its own LRU order (so it may evict before it is
+    /// full), its bound rounded up to a power of two.
+    Scc,
     /// moka's concurrent cache.
     Moka,
     /// One `Mutex<lru::LruCache>`: OpenSSL's one-lock design.
@@ -61,11 +65,12 @@ pub enum EngineKind {
 
 impl EngineKind {
     /// Every engine, tlscache first (the others are compared with it).
-    pub const ALL: [EngineKind; 8] = [
+    pub const ALL: [EngineKind; 9] = [
         EngineKind::Tlscache,
         EngineKind::Policy,
         EngineKind::TlscacheCopy,
         EngineKind::QuickCache,
+        EngineKind::Scc,
         EngineKind::Moka,
         EngineKind::MutexLru,
         EngineKind::Rustls,
@@ -73,13 +78,15 @@ impl EngineKind {
     ];
 
     /// The engine's name on a command line: `tlscache`, `policy`,
-    /// `tlscache-copy`, `quick-cache`, `moka`, `mutex-lru`, `rustls`, `openssl`.
+    /// `tlscache-copy`, `quick-cache`, `scc`, `moka`, `mutex-lru`, `rustls`,
+    /// `openssl`.
     pub fn label(self) -> &'static str {
         match self {
             EngineKind::Tlscache => "tlscache",
             EngineKind::Policy => "policy",
             EngineKind::TlscacheCopy => "tlscache-copy",
             EngineKind::QuickCache => "quick-cache",
+            EngineKind::Scc => "scc",
             EngineKind::Moka => "moka",
             EngineKind::MutexLru => "mutex-lru",
             EngineKind::Rustls => "rustls",
@@ -102,6 +109,12 @@ impl EngineKind {
             )),
             EngineKind::QuickCache => Box::new(QuickCache {
                 cache: quick_cache::sync::Cache::new(capacity),
+                clock: CoarseClock::new(),
+            }),
+            EngineKind::Scc => Box::new(Scc {
+                // The same bound as the minimum, so that the table is
+                // allocated once, before the run, as quick_cache's is.
+                cache: scc::HashCache::with_capacity(capacity, capacity),
                 clock: CoarseClock::new(),
             }),
             EngineKind::Moka => Box::new(Moka {
@@ -259,6 +272,45 @@ impl Engine for QuickCache {
     }
 }
 
+/// scc's `HashCache`. A lookup is `get_sync`, which moves the entry up
+/// its bucket's LRU order (under the bucket's lock), as every other
+/// engine's lookup records the access; `read_sync` would not.
+struct Scc {
+    cache: scc::HashCache<SessionId, Expiring>,
+    clock: CoarseClock,
+}
+
+impl Engine for Scc {
+    fn name(&self) -> &'static str {
+        "scc"
+    }
+    fn lookup(&self, id: &SessionId) -> bool {
+        self.cache
+            .get_sync(id)
+            .is_some_and(|e| alive(&self.clock, e.get().deadline))
+    }
+    fn take(&self, id: &SessionId) -> bool {
+        self.cache
+            .remove_sync(id)
+            .is_some_and(|(_, e)| alive(&self.clock, e.deadline))
+    }
+    fn store(&self, id: SessionId, state: &State, timeout: Duration) {
+        let expiring = Expiring {
+            state: Arc::clone(state),
+            deadline: deadline(&self.clock, timeout),
+        };
+        // A store replaces what the id held, as the other engines' do;
+        // `put_sync` would keep the old session.
+        match self.cache.entry_sync(id) {
+            scc::hash_cache::Entry::Occupied(mut o) => drop(o.put(expiring)),
+            scc::hash_cache::Entry::Vacant(v) => drop(v.put_entry(expiring)),
+        }
+    }
+    fn sessions(&self) -> Option<u64> {
+        Some(self.cache.len() as u64)
+    }
+}
+
 struct Moka {
     cache: moka::sync::Cache<SessionId, Expiring>,
     clock: CoarseClock,
@@ -388,5 +440,30 @@ impl std::str::FromStr for EngineKind {
                 let labels: Vec<_> = EngineKind::ALL.iter().map(|k| k.label()).collect();
                 format!("unknown engine {s:?}: one of {}", labels.join(", "))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scc_stores_replaces_takes_once_and_honours_the_timeout() {
+        let hour = Duration::from_secs(3600);
+        let engine = EngineKind::Scc.build(100, hour).expect("an scc cache");
+        let state = Arc::new(vec![7u8; 48]);
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        engine.store(a, &state, hour);
+        assert!(engine.lookup(&a));
+        assert!(engine.take(&a));
+        assert!(!engine.take(&a), "single use");
+        assert!(!engine.lookup(&a));
+        // A second store replaces the first: its timeout of zero is the
+        // one that counts.
+        engine.store(b, &state, hour);
+        engine.store(b, &state, Duration::ZERO);
+        assert!(!engine.lookup(&b), "the replacement has expired");
+        assert_eq!(engine.sessions(), Some(1), "one session under b");
+        assert_eq!("scc".parse::<EngineKind>(), Ok(EngineKind::Scc));
     }
 }

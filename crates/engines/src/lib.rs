@@ -3,7 +3,8 @@
 //! the benches drive them all the same way.
 //!
 //! - [`EngineKind`] names each engine and builds it: tlscache-core,
-//!   tlscache-policy, quick_cache, moka, one `Mutex<lru::LruCache>`,
+//!   tlscache-policy, quick_cache, scc's `HashCache`, moka, one
+//!   `Mutex<lru::LruCache>`,
 //!   rustls's `ServerSessionMemoryCache` and OpenSSL's own internal cache
 //!   (libssl through its public API).
 //! - [`TwoTier`] is the fleet setup: proxies with a local tlscache each,

@@ -39,6 +39,7 @@ fn a_short_run_prints_every_engine_side_by_side() {
         "tlscache-policy",
         "tlscache-copy",
         "quick_cache",
+        "scc",
         "moka",
         "Mutex<LruCache>",
         "OpenSSL internal",
@@ -58,14 +59,18 @@ fn a_short_run_prints_every_engine_side_by_side() {
     let outcomes = report["runs"][0]["outcomes"].as_array().unwrap();
     assert_eq!(
         outcomes.len(),
-        8,
-        "every engine, OpenSSL's own cache included"
+        9,
+        "every engine, OpenSSL's own cache and scc included"
     );
     for o in outcomes {
         assert_eq!(o["connections"], 6000, "2 threads x 3000");
         assert!(o["hits"].as_u64().unwrap() <= o["lookups"].as_u64().unwrap());
         if let Some(n) = o["sessions"].as_u64() {
-            assert!(n <= 2000);
+            // scc's `HashCache` rounds its bound up to a power of two
+            // (its documented behaviour, shown in the sessions column);
+            // every other engine holds at most the capacity.
+            let bound = if o["engine"] == "scc" { 2048 } else { 2000 };
+            assert!(n <= bound, "{}: {n} sessions", o["engine"]);
         }
     }
 }
