@@ -210,7 +210,9 @@ where
     /// if the entry found has a deadline, and
     /// on a hit the value's refcount and an access record for the LRU. An
     /// expired entry is a miss at once (under [`Expiry::OnFlush`], once a
-    /// flush has swept it).
+    /// flush has swept it). Should the pin collect garbage (crossbeam-epoch
+    /// does on every 128th), the frees it finds wait for the thread's next
+    /// writes (at most 256 a thread; see the README's promises).
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
     where
@@ -218,7 +220,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let (hash, shard) = self.locate(key);
-        let guard = &epoch::pin();
+        let guard = &crate::doomed::pin();
         if self.eager {
             return shard.get(hash, key, || Some(self.now()), guard);
         }

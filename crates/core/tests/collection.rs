@@ -129,6 +129,44 @@ fn a_large_shard_collects_half_as_often_by_default() {
     assert!(freed >= 32, "only {freed} of 99 replaced values freed");
 }
 
+#[test]
+fn a_lookup_that_collects_leaves_the_frees_to_its_threads_writes() {
+    let _alone = alone();
+    let drops = std::sync::Arc::new(AtomicU64::new(0));
+    // Writers never collect here, so only pins do.
+    let cache: Cache<u32, Counted> = Cache::builder()
+        .capacity(16)
+        .shards(1)
+        .collect_every(std::num::NonZeroU32::new(1000).unwrap())
+        .build()
+        .unwrap();
+    cache.insert(1, Arc::new(Counted(drops.clone())));
+    cache.insert(1, Arc::new(Counted(drops.clone())));
+    // The replaced value's release, sealed into the collector's queue.
+    crossbeam_epoch::pin().flush();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    let seen = std::thread::scope(|s| {
+        s.spawn(|| {
+            // A thread's every 128th pin collects, the first among them:
+            // these lookups move the epoch on and run the release, which
+            // goes to this thread's ring instead of a lookup's time.
+            for _ in 0..1000 {
+                assert!(cache.get(&1).is_some());
+            }
+            drops.load(Ordering::SeqCst)
+        })
+        .join()
+        .expect("the reader ran")
+    });
+    assert_eq!(seen, 0, "set aside, not run in a lookup");
+    // The reader had it in its ring: its exit ran it.
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "freed when the reader exited"
+    );
+}
+
 /// A value that counts the cache's handles it gets back through
 /// [`Thin::release`], in the counter it carries.
 #[repr(transparent)]
