@@ -23,14 +23,19 @@ use crate::stats::Counters;
 /// Retirements the engine's shards let gather before a writer collects:
 /// fewer than the engine's default, because a session is costly to drop
 /// (its state zeroized, its memory freed), so a collection of 16 put
-/// about 12 µs on one write in sixty under TLS 1.3 ticket traffic.
-/// `cargo run --release -p tlscache-benches --bin latency -- --tickets
+/// about 12 µs on one write in sixty under TLS 1.3 ticket traffic
+/// (`cargo run --release -p tlscache-benches --bin latency -- --tickets
 /// tlscache-policy`, one thread: write p99 8.9–10.8 µs at 16, 4.1–4.5 µs
-/// at 4, for about 5% more instructions per operation. Since the engine
-/// spreads a collection's drops over the following writes, the same
-/// command at two threads gives write p99 4.1–4.2 µs at 16 and 2.7–2.8 µs
-/// at 4 (4.4–4.9 µs at 4 before), with throughput within noise.
-const COLLECT_EVERY: NonZeroU32 = NonZeroU32::new(4).expect("four is not zero");
+/// at 4). The engine now spreads a collection's drops over the following
+/// writes, lookups' collections included, and at 8 a new session costs
+/// 7–12% fewer instructions than at 4 (`fixed tlscache-policy
+/// insert_small`, cachegrind: 2,218 → 2,062 and 2,274 → 1,992 in two
+/// pairs of builds; a ticket operation 1,799 → 1,640). Fourteen
+/// alternated runs of the main job (`--engines tlscache,policy`) gave
+/// the policy 2.50 → 2.69 M connections a second at a p99.9 of 23.3 →
+/// 17.2 µs in `--preset proxy`, and 1.11 → 1.18 M at 52.1 → 48.4 µs in
+/// `--preset tls13-tickets` (see docs/performance.md).
+const COLLECT_EVERY: NonZeroU32 = NonZeroU32::new(8).expect("eight is not zero");
 
 /// A setting no session cache can be built or run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
