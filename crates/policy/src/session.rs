@@ -818,6 +818,38 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_with_no_room_passes_its_oldest_session_to_one_that_has_none() {
+        // A size no other test builds, so that no other test's thread
+        // takes it from the shared pool meanwhile.
+        let state = vec![0x5Au8; 2_500];
+        let build = || Session::builder(b"pass", &state[..]).build().unwrap();
+        assert_eq!(crate::spare::kept(), 0);
+        let sessions: Vec<_> = (0..=crate::spare::SPARES).map(|_| build()).collect();
+        let oldest = Arc::as_ptr(&sessions[0]).cast::<u8>() as usize;
+        for session in sessions {
+            <Session as Thin>::release(session);
+        }
+        // The last one took the oldest's place in this thread's ring.
+        assert_eq!(crate::spare::kept(), crate::spare::SPARES);
+        assert!(crate::spare::all_wiped());
+        // A thread that keeps nothing builds in the oldest's memory.
+        let (place, state_seen) = std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(crate::spare::kept(), 0);
+                let session = build();
+                (
+                    Arc::as_ptr(&session).cast::<u8>() as usize,
+                    session.state().to_vec(),
+                )
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(place, oldest);
+        assert_eq!(state_seen, state);
+    }
+
+    #[test]
     fn a_released_session_is_wiped_and_filled_by_the_next_of_its_size() {
         // Each test runs on its own thread, so this thread keeps nothing
         // yet.
