@@ -275,3 +275,44 @@ fn sessions_reused_under_racing_operations_stay_whole() {
         }
     });
 }
+
+/// Sessions let go of in bursts larger than a thread keeps pass through
+/// the pool all threads share to other threads' next sessions, while
+/// eight threads build and let go at once: every session built is whole,
+/// and one a thread holds stays so while others are let go of and built.
+#[test]
+fn sessions_passed_between_threads_stay_whole() {
+    use tlscache_core::Thin;
+
+    // More than a thread keeps (256), so each burst passes some on.
+    const BURST: usize = 300;
+    let state_of = |n: u32| {
+        let mut state = vec![(n % 251) as u8; 48 + 16 * (n as usize % 2)];
+        state[..4].copy_from_slice(&n.to_le_bytes());
+        state
+    };
+    let whole = |s: &Session, n: u32| {
+        assert_eq!(s.id().as_bytes(), &id_of(n));
+        assert_eq!(s.state(), &state_of(n)[..], "session {n}");
+    };
+    std::thread::scope(|scope| {
+        for t in 0..THREADS as u32 {
+            scope.spawn(move || {
+                let mut held: Vec<(u32, Arc<Session>)> = Vec::new();
+                for i in 0..6_000u32 {
+                    let n = t << 24 | i;
+                    let s = Session::builder(&id_of(n), state_of(n)).build().unwrap();
+                    whole(&s, n);
+                    held.push((n, s));
+                    if held.len() == BURST {
+                        // As a cache lets go of its last handles.
+                        for (n, s) in held.drain(..) {
+                            whole(&s, n);
+                            <Session as Thin>::release(s);
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
