@@ -34,7 +34,7 @@ use crate::lru::ListStamps;
 use crate::sync::epoch::Guard;
 use smallvec::SmallVec;
 
-use crate::sync::{Arc, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Slots of the first segment at most, as a shift (a bounded shard's first
 /// segment holds its capacity when that is smaller).
@@ -161,7 +161,7 @@ impl<K, V: ?Sized + Thin> Nodes<K, V> {
     /// # Safety
     ///
     /// `slot`'s segment is allocated (a slot once handed out).
-    unsafe fn link<'a>(&self, slot: u32) -> &'a AtomicU64 {
+    unsafe fn link<'a>(&self, slot: u32) -> &'a AtomicU32 {
         // SAFETY: the segment is allocated and lives as long as `self`;
         // an atomic field may be reached through a shared reference
         // whatever the rest of the node holds.
@@ -231,7 +231,9 @@ where
         let link = unsafe { self.link(slot) };
         let mut head = self.reclaimed.load(Ordering::Relaxed);
         loop {
-            link.store(head, Ordering::Relaxed);
+            // A slot + 1, at most `u32::MAX`: slots are below the arena's
+            // `u32` length.
+            link.store(head as u32, Ordering::Relaxed);
             // Release: the writer that takes the stack (Acquire) sees the
             // dropped contents and every link below before it reuses the
             // slots (each push's exchange continues the release sequence).
@@ -369,7 +371,7 @@ impl<K, V: ?Sized + Thin> Arena<K, V> {
             // SAFETY: a reclaimed slot was handed out, so its segment
             // exists; its node is dead, and its link was written before the
             // push that `take_reclaimed`'s Acquire swap saw.
-            self.taken = unsafe { self.nodes.link(slot) }.load(Ordering::Relaxed);
+            self.taken = u64::from(unsafe { self.nodes.link(slot) }.load(Ordering::Relaxed));
             return (slot, false);
         }
         let slot = self.len;
@@ -476,7 +478,7 @@ impl<K, V: ?Sized + Thin> Arena<K, V> {
 
 /// The LRU list's stamps live in the nodes (`Node::placed`).
 impl<K, V: ?Sized + Thin> ListStamps for Arena<K, V> {
-    fn stamp_of(&self, slot: u32) -> u64 {
+    fn stamp_of(&self, slot: u32) -> u32 {
         // SAFETY: the list names only live slots (placed, not retired; see
         // `Lru`), and only the shard lock's holder, who holds this arena,
         // calls this.
@@ -487,7 +489,8 @@ impl<K, V: ?Sized + Thin> ListStamps for Arena<K, V> {
         // SAFETY: as in `get`: a slot being placed holds its new node.
         unsafe { self.get(slot) }
             .placed
-            .store(stamp, Ordering::Relaxed);
+            // Truncation intended: the low half is kept (see `Node`).
+            .store(stamp as u32, Ordering::Relaxed);
     }
 }
 

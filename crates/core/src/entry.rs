@@ -14,7 +14,9 @@ pub(crate) const NEVER: u64 = u64::MAX;
 ///
 /// `repr(C)` in the order a lookup touches fields: it reads `hash` and
 /// `key`, then `deadline` and `value` (and writes `stamp` when its
-/// thread's access buffer is full). With a 32-byte key the node is 64
+/// thread's access buffer is full); the writers' `placed` sits in the
+/// room before the key. With a 32-byte key, or a 33-byte one (an id with
+/// its length, as the policy layer's session ids are), the node is 64
 /// bytes, one cache line in the arena. Its slot is not stored: the
 /// index entry that leads to a node names it, and so do the LRU list and
 /// the wheel.
@@ -35,6 +37,13 @@ pub(crate) struct Node<K, V: ?Sized + Thin> {
     /// readers compare it before the key (the index keeps only seven bits
     /// of it).
     pub(crate) hash: u32,
+    /// The low half of the stamp the LRU list placed the node by (its
+    /// *list stamp*, widened again against the list's newest, see `lru`).
+    /// Only the shard lock's holder reads or writes it. Here, before the
+    /// key, it takes room the key's alignment leaves: with a 33-byte key
+    /// (a session id and its length) a full stamp after the deadline made
+    /// the node 72 bytes, and most nodes then spanned two lines.
+    pub(crate) placed: AtomicU32,
     pub(crate) key: K,
     /// The value's address, from `Arc::into_raw` (made whole again by
     /// [`Thin::from_thin`]): the node holds one strong count. A value
@@ -44,9 +53,6 @@ pub(crate) struct Node<K, V: ?Sized + Thin> {
     _value: PhantomData<Arc<V>>,
     /// Clock nanoseconds at which the entry expires; `u64::MAX` is never.
     deadline: AtomicU64,
-    /// The stamp the LRU list placed the node by (its *list stamp*, see
-    /// `lru`). Only the shard lock's holder reads or writes it.
-    pub(crate) placed: AtomicU64,
 }
 
 /// A value type the cache can hold: one whose `Arc` pointer can be kept
@@ -109,11 +115,11 @@ impl<K, V: ?Sized + Thin> Node<K, V> {
             // Truncation intended: see the field.
             stamp: AtomicU32::new(stamp as u32),
             hash,
+            placed: AtomicU32::new(stamp as u32),
             key,
             value: AtomicPtr::new(into_thin(value)),
             _value: PhantomData,
             deadline: AtomicU64::new(deadline),
-            placed: AtomicU64::new(stamp),
         }
     }
 
@@ -266,5 +272,7 @@ mod tests {
     #[test]
     fn a_node_with_a_session_id_key_fills_one_line() {
         assert_eq!(std::mem::size_of::<Node<[u8; 32], Vec<u8>>>(), 64);
+        // A session id with its length (the policy layer's key).
+        assert_eq!(std::mem::size_of::<Node<(u8, [u8; 32]), Vec<u8>>>(), 64);
     }
 }

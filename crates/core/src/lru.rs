@@ -25,6 +25,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use crate::access::widen;
 use crate::list::SlotLists;
 
 /// The list's one head.
@@ -46,14 +47,21 @@ const LATE_SLACK: usize = 64;
 /// is parked (so live: a node leaves the LRU before its slot is freed)
 /// and was parked with this stamp, not moved since.
 fn live(list: &SlotLists, stamps: &impl ListStamps, stamp: u64, slot: u32) -> bool {
-    list.is_parked(list.link(slot)) && stamps.stamp_of(slot) == stamp
+    // The low halves: a stamp that old would be widened wrong, and its
+    // record must still stand.
+    list.is_parked(list.link(slot)) && stamps.stamp_of(slot) == stamp as u32
 }
 
-/// Where the list stamps of the slots in a list are kept.
+/// Where the list stamps of the slots in a list are kept: their low
+/// halves, which [`Lru::listed`] widens again against the newest list
+/// stamp (as an access stamp is, see `access::widen`), so that a node
+/// keeps its list stamp in four bytes.
 pub(crate) trait ListStamps {
-    /// The list stamp of `slot`, which is in the list (or being placed).
-    fn stamp_of(&self, slot: u32) -> u64;
-    /// Sets the list stamp of `slot`, which is being placed.
+    /// The low half of the list stamp of `slot`, which is in the list (or
+    /// being placed).
+    fn stamp_of(&self, slot: u32) -> u32;
+    /// Sets the list stamp of `slot` (keeping its low half), which is
+    /// being placed.
     fn set_stamp(&self, slot: u32, stamp: u64);
 }
 
@@ -110,11 +118,11 @@ impl Lru {
             self.list.insert_after(self.list.link(slot), HEAD);
             return;
         }
-        let list = &self.list;
+        let (list, newest) = (&self.list, self.newest);
         let mut after = HEAD;
         let mut next = list.next(HEAD);
         for _ in 0..=MAX_WALK {
-            if next == HEAD || stamps.stamp_of(list.slot(next)) <= stamp {
+            if next == HEAD || widen(stamps.stamp_of(list.slot(next)), newest) <= stamp {
                 self.list.insert_after(self.list.link(slot), after);
                 return;
             }
@@ -161,7 +169,7 @@ impl Lru {
     /// case, a hot entry read again before anything else moved up, and it
     /// saves the unlink and the walk.
     pub(crate) fn touch(&mut self, slot: u32, stamp: u64, stamps: &impl ListStamps) {
-        if stamp > stamps.stamp_of(slot) {
+        if stamp > self.listed(stamps, slot) {
             if self.list.next(HEAD) == self.list.link(slot) {
                 stamps.set_stamp(slot, stamp);
                 self.newest = self.newest.max(stamp);
@@ -170,6 +178,16 @@ impl Lru {
             self.remove(slot);
             self.insert(slot, stamp, stamps);
         }
+    }
+
+    /// The list stamp of `slot`, in the list or parked: its low half,
+    /// widened against the newest list stamp, which no entry's is after.
+    /// An entry left where it is while the list's stamps moved on by 2^31
+    /// is misread, as its access stamp is (see `access::widen`): a
+    /// placement or the choice between the list's tail and the late
+    /// heap's oldest may then put it out of order.
+    pub(crate) fn listed(&self, stamps: &impl ListStamps, slot: u32) -> u64 {
+        widen(stamps.stamp_of(slot), self.newest)
     }
 
     /// Starts loading `slot`'s link into cache (see
@@ -214,7 +232,7 @@ impl Lru {
             self.late.pop();
         }
         match (self.tail(), late) {
-            (Some(tail), Some((stamp, slot))) => Some(if stamp < stamps.stamp_of(tail) {
+            (Some(tail), Some((stamp, slot))) => Some(if stamp < self.listed(stamps, tail) {
                 slot
             } else {
                 tail
@@ -252,8 +270,9 @@ mod tests {
     }
 
     impl ListStamps for Stamps {
-        fn stamp_of(&self, slot: u32) -> u64 {
-            self.0[slot as usize].get()
+        fn stamp_of(&self, slot: u32) -> u32 {
+            // The low half, as a node keeps it.
+            self.0[slot as usize].get() as u32
         }
         fn set_stamp(&self, slot: u32, stamp: u64) {
             self.0[slot as usize].set(stamp);
@@ -279,6 +298,33 @@ mod tests {
         l.touch(0, 7, &st);
         assert_eq!(l.order(), vec![2, 0, 1]);
         assert_eq!(l.oldest(&st), Some(1));
+    }
+
+    #[test]
+    fn list_stamps_kept_in_low_halves_order_across_the_low_halfs_wrap() {
+        // The same placements as above, stamped where the low half wraps
+        // from u32::MAX to 0: the order is the full stamps'.
+        let base = (1u64 << 32) - 3;
+        let mut l = Lru::new();
+        let st = Stamps::new(8);
+        l.grow(4);
+        l.insert(0, base + 1, &st);
+        l.insert(1, base + 2, &st);
+        l.touch(1, base + 10, &st);
+        assert_eq!(l.listed(&st, 0), base + 1);
+        assert_eq!(l.listed(&st, 1), base + 10);
+        l.insert(2, base + 5, &st);
+        assert_eq!(l.order(), vec![1, 2, 0]);
+        l.insert(3, base + 11, &st);
+        assert_eq!(l.order(), vec![3, 1, 2, 0]);
+        assert_eq!(l.oldest(&st), Some(0));
+        // An older placement than its place: touched by a newer stamp it
+        // moves up, by an older one it stays.
+        l.touch(0, base + 4, &st);
+        assert_eq!(l.order(), vec![3, 1, 2, 0]);
+        l.touch(0, base + 12, &st);
+        assert_eq!(l.order(), vec![0, 3, 1, 2]);
+        assert_eq!(l.oldest(&st), Some(2));
     }
 
     #[test]

@@ -864,7 +864,7 @@ where
                 break;
             };
             let node = self.node(slot);
-            let placed = node.placed.load(Ordering::Relaxed);
+            let placed = self.st.lru.listed(&self.st.arena, slot);
             let stamp = widen(node.stamp.load(Ordering::Relaxed), self.st.clock);
             if stamp > placed {
                 // Used since it was placed, recorded in the node (its
