@@ -11,7 +11,9 @@
 //! concurrency), and returns an [`Arc`] handle that keeps the value alive
 //! after its entry leaves. Writes serialize per shard and keep the shard's
 //! LRU (exact when single-threaded: a thread's accesses that do not fit its
-//! buffer go to their entries' stamps, which the evictor reads) and its
+//! buffer go to their entries' stamps, which the evictor reads; stamps are
+//! kept as low halves, so this holds for entries used or placed within
+//! their shard's last 2^31 stamps) and its
 //! hierarchical expiry wheel (O(1) schedule and cancel, sweeps in
 //! O(expired)).
 //!

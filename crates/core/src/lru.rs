@@ -118,11 +118,11 @@ impl Lru {
             self.list.insert_after(self.list.link(slot), HEAD);
             return;
         }
-        let (list, newest) = (&self.list, self.newest);
+        let list = &self.list;
         let mut after = HEAD;
         let mut next = list.next(HEAD);
         for _ in 0..=MAX_WALK {
-            if next == HEAD || widen(stamps.stamp_of(list.slot(next)), newest) <= stamp {
+            if next == HEAD || self.listed(stamps, list.slot(next)) <= stamp {
                 self.list.insert_after(self.list.link(slot), after);
                 return;
             }
@@ -302,8 +302,9 @@ mod tests {
 
     #[test]
     fn list_stamps_kept_in_low_halves_order_across_the_low_halfs_wrap() {
-        // The same placements as above, stamped where the low half wraps
-        // from u32::MAX to 0: the order is the full stamps'.
+        // The placements of `a_placement_older_than_the_newest_still_walks_to_its_place`,
+        // stamped where the low half wraps from u32::MAX to 0: the order
+        // is the full stamps'.
         let base = (1u64 << 32) - 3;
         let mut l = Lru::new();
         let st = Stamps::new(8);
