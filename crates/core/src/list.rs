@@ -2,10 +2,22 @@
 //! under the LRU order (`lru`) and the timing wheel (`wheel`).
 //!
 //! A [`SlotLists`] keeps every link in one vector: first the list heads
-//! (sentinels, each an empty list to begin with), then one link per arena
-//! slot, so slot `i` owns link `heads + i` and a slot is in at most one of
-//! the lists at a time. Linking, unlinking and moving are O(1) and
-//! allocate nothing once the vector has room for the shard's slots.
+//! (sentinels, each an empty list to begin with), then two links per arena
+//! slot, side by side: its [`Way::Lru`] link and its [`Way::Wheel`] link.
+//! A slot is in at most one list of each way at a time. The two links of a
+//! slot are 16 bytes at an even index, so (the vector's memory being
+//! 16-byte aligned, as the allocator's is) they share a cache line: a
+//! write that links, unlinks or evicts an entry reads and writes both of
+//! its links, and side by side that is one miss, not two. Linking,
+//! unlinking and moving are O(1) and allocate nothing once the vector has
+//! room for the shard's slots.
+
+/// Which of its two links a slot uses: the LRU order's or the wheel's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Way {
+    Lru = 0,
+    Wheel = 1,
+}
 
 /// `prev` of a slot's link that is in no list.
 const UNLINKED: u32 = u32::MAX;
@@ -19,7 +31,8 @@ struct Link {
     next: u32,
 }
 
-/// Lists through arena slots, with `heads` list heads.
+/// Lists through arena slots, with `heads` list heads (rounded up to an
+/// even count, so each slot's pair of links starts at an even index).
 #[derive(Debug)]
 pub(crate) struct SlotLists {
     links: Vec<Link>,
@@ -27,29 +40,36 @@ pub(crate) struct SlotLists {
 }
 
 impl SlotLists {
-    /// `heads` empty lists, with room for no slot yet.
+    /// `heads` empty lists (heads `0..heads`), with room for no slot yet.
     pub(crate) fn new(heads: u32) -> Self {
+        let heads = heads.next_multiple_of(2);
         Self {
             links: (0..heads).map(|i| Link { prev: i, next: i }).collect(),
             heads,
         }
     }
 
-    /// The link arena slot `slot` owns.
+    /// The link arena slot `slot` owns in `way`.
     #[inline]
-    pub(crate) fn link(&self, slot: u32) -> u32 {
-        self.heads + slot
+    pub(crate) fn link(&self, way: Way, slot: u32) -> u32 {
+        self.heads + 2 * slot + way as u32
     }
 
-    /// The arena slot that owns `link` (not a head).
+    /// The arena slot that owns `link` (not a head), in either way.
     #[inline]
     pub(crate) fn slot(&self, link: u32) -> u32 {
-        link - self.heads
+        (link - self.heads) / 2
+    }
+
+    /// The index of the first link of arena slot `slot`: its pair.
+    #[inline]
+    fn pair(&self, slot: u32) -> usize {
+        self.heads as usize + 2 * slot as usize
     }
 
     /// Makes room for arena slots `0..slots`.
     pub(crate) fn grow(&mut self, slots: usize) {
-        let want = self.heads as usize + slots;
+        let want = self.heads as usize + 2 * slots;
         if self.links.len() < want {
             self.links.resize(
                 want,
@@ -63,7 +83,7 @@ impl SlotLists {
 
     /// Reserves exactly enough memory for arena slots `0..slots`.
     pub(crate) fn reserve(&mut self, slots: usize) {
-        let want = self.heads as usize + slots;
+        let want = self.heads as usize + 2 * slots;
         self.links
             .reserve_exact(want.saturating_sub(self.links.len()));
     }
@@ -81,12 +101,12 @@ impl SlotLists {
         self.links[link as usize].prev
     }
 
-    /// Whether arena slot `slot` is in a list or parked (false for a slot
-    /// there is no room for yet).
+    /// Whether arena slot `slot` is in a list of `way` or parked there
+    /// (false for a slot there is no room for yet).
     #[inline]
-    pub(crate) fn contains(&self, slot: u32) -> bool {
+    pub(crate) fn contains(&self, way: Way, slot: u32) -> bool {
         self.links
-            .get(self.link(slot) as usize)
+            .get(self.link(way, slot) as usize)
             .is_some_and(|l| l.prev != UNLINKED)
     }
 
@@ -141,20 +161,20 @@ impl SlotLists {
         self.links[link as usize].prev = UNLINKED;
     }
 
-    /// Starts loading arena slot `slot`'s link (see
+    /// Starts loading arena slot `slot`'s links, both ways (see
     /// [`prefetch`](crate::sync::prefetch)).
     #[inline]
     pub(crate) fn prefetch(&self, slot: u32) {
-        if let Some(link) = self.links.get(self.link(slot) as usize) {
+        if let Some(link) = self.links.get(self.pair(slot)) {
             crate::sync::prefetch(link);
         }
     }
 
-    /// Starts loading the links of the neighbours of arena slot `slot`,
-    /// which unlinking it writes; nothing if it is in no list.
+    /// Starts loading the links of the neighbours of arena slot `slot` in
+    /// `way`, which unlinking it writes; nothing if it is in no list.
     #[inline]
-    pub(crate) fn prefetch_neighbours(&self, slot: u32) {
-        if let Some(link) = self.links.get(self.link(slot) as usize) {
+    pub(crate) fn prefetch_neighbours(&self, way: Way, slot: u32) {
+        if let Some(link) = self.links.get(self.link(way, slot) as usize) {
             if link.prev != UNLINKED && link.prev != PARKED {
                 for at in [link.prev, link.next] {
                     if let Some(l) = self.links.get(at as usize) {
@@ -189,27 +209,64 @@ mod tests {
     fn links_unlinks_and_detaches_across_heads() {
         let mut l = SlotLists::new(2);
         l.grow(5);
-        assert!((0..5).all(|s| !l.contains(s)));
-        assert!(!l.contains(99), "a slot without room is in no list");
+        assert!((0..5).all(|s| !l.contains(Way::Lru, s)));
+        assert!(
+            !l.contains(Way::Lru, 99),
+            "a slot without room is in no list"
+        );
         for s in 0..3 {
-            l.insert_after(l.link(s), 0);
+            l.insert_after(l.link(Way::Lru, s), 0);
         }
-        l.insert_after(l.link(3), 1);
-        l.insert_after(l.link(4), l.link(3));
+        l.insert_after(l.link(Way::Lru, 3), 1);
+        l.insert_after(l.link(Way::Lru, 4), l.link(Way::Lru, 3));
         assert_eq!(members(&l, 0), vec![2, 1, 0]);
         assert_eq!(members(&l, 1), vec![3, 4]);
-        assert_eq!(l.unlink(l.link(1)), (l.link(2), l.link(0)));
-        assert!(!l.contains(1));
+        assert_eq!(
+            l.unlink(l.link(Way::Lru, 1)),
+            (l.link(Way::Lru, 2), l.link(Way::Lru, 0))
+        );
+        assert!(!l.contains(Way::Lru, 1));
         assert_eq!(members(&l, 0), vec![2, 0]);
         // The last member out leaves its head alone: both neighbours are it.
-        l.unlink(l.link(3));
-        assert_eq!(l.unlink(l.link(4)), (1, 1));
+        l.unlink(l.link(Way::Lru, 3));
+        assert_eq!(l.unlink(l.link(Way::Lru, 4)), (1, 1));
         assert_eq!(members(&l, 1), Vec::<u32>::new());
         let first = l.detach(0);
         assert_eq!(l.slot(first), 2);
         assert_eq!(members(&l, 0), Vec::<u32>::new());
-        assert!(l.contains(2), "detached members count as linked");
+        assert!(l.contains(Way::Lru, 2), "detached members count as linked");
         l.mark_unlinked(first);
-        assert!(!l.contains(2));
+        assert!(!l.contains(Way::Lru, 2));
+    }
+
+    #[test]
+    fn a_slots_two_links_are_separate_lists_side_by_side() {
+        // An odd head count is rounded up: the pairs start at even indices.
+        let mut l = SlotLists::new(3);
+        l.grow(4);
+        for s in 0..4 {
+            let lru = l.link(Way::Lru, s);
+            assert_eq!(lru % 2, 0, "slot {s}'s pair starts at an even index");
+            assert_eq!(l.link(Way::Wheel, s), lru + 1);
+            assert_eq!(l.slot(lru), s);
+            assert_eq!(l.slot(lru + 1), s);
+            // Sixteen bytes at an even index: one line, never two.
+            let bytes = lru as usize * std::mem::size_of::<Link>();
+            assert_eq!(bytes % 16, 0);
+        }
+        // Slot 1 in list 0 by its LRU link and in list 2 by its wheel link;
+        // slot 2 in list 0 only.
+        l.insert_after(l.link(Way::Lru, 1), 0);
+        l.insert_after(l.link(Way::Wheel, 1), 2);
+        l.insert_after(l.link(Way::Lru, 2), 0);
+        assert_eq!(members(&l, 0), vec![2, 1]);
+        assert_eq!(members(&l, 2), vec![1]);
+        assert!(l.contains(Way::Wheel, 1) && !l.contains(Way::Wheel, 2));
+        // Unlinking one way leaves the other alone.
+        l.unlink(l.link(Way::Wheel, 1));
+        assert!(!l.contains(Way::Wheel, 1));
+        assert!(l.contains(Way::Lru, 1));
+        assert_eq!(members(&l, 0), vec![2, 1]);
+        assert_eq!(members(&l, 2), Vec::<u32>::new());
     }
 }

@@ -26,10 +26,14 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::access::widen;
-use crate::list::SlotLists;
+use crate::list::{SlotLists, Way};
 
-/// The list's one head.
+/// The list's one head: the first of the shard's [`SlotLists`], whose
+/// heads are this one and then the wheel's (see `wheel`).
 const HEAD: u32 = 0;
+
+/// The list heads the LRU takes at the start of the shard's [`SlotLists`].
+pub(crate) const HEADS: u32 = HEAD + 1;
 
 /// Newer entries a placement walks past at most. Each step of the walk
 /// reads a node, and an access recorded in its node long before its
@@ -49,7 +53,7 @@ const LATE_SLACK: usize = 64;
 fn live(list: &SlotLists, stamps: &impl ListStamps, stamp: u64, slot: u32) -> bool {
     // The low halves: a stamp that old would be widened wrong, and its
     // record must still stand.
-    list.is_parked(list.link(slot)) && stamps.stamp_of(slot) == stamp as u32
+    list.is_parked(list.link(Way::Lru, slot)) && stamps.stamp_of(slot) == stamp as u32
 }
 
 /// Where the list stamps of the slots in a list are kept: their low
@@ -65,12 +69,12 @@ pub(crate) trait ListStamps {
     fn set_stamp(&self, slot: u32, stamp: u64);
 }
 
-/// A circular doubly-linked list through arena slots, newest first (see
-/// `list`; one head, so arena slot `i` owns link `i + 1`), and a heap of
-/// the slots whose place was too far down the list to walk to.
+/// A circular doubly-linked list through arena slots' [`Way::Lru`] links,
+/// newest first (see `list`; the links are the shard's, shared with the
+/// wheel and passed to each call), and a heap of the slots whose place was
+/// too far down the list to walk to.
 #[derive(Debug)]
 pub(crate) struct Lru {
-    list: SlotLists,
     /// `(list stamp, slot)` of parked slots, oldest on top; a record whose
     /// slot has left or moved since is dropped when it comes up.
     late: BinaryHeap<Reverse<(u64, u32)>>,
@@ -86,21 +90,10 @@ pub(crate) struct Lru {
 impl Lru {
     pub(crate) fn new() -> Self {
         Self {
-            list: SlotLists::new(1),
             late: BinaryHeap::new(),
             parked: 0,
             newest: 0,
         }
-    }
-
-    /// Makes room for arena slots `0..slots`.
-    pub(crate) fn grow(&mut self, slots: usize) {
-        self.list.grow(slots);
-    }
-
-    /// Reserves exactly enough memory for arena slots `0..slots`.
-    pub(crate) fn reserve(&mut self, slots: usize) {
-        self.list.reserve(slots);
     }
 
     /// Inserts `slot`, placed by `stamp` (newest nearest the head), and
@@ -109,33 +102,39 @@ impl Lru {
     /// The walk from the head passes [`MAX_WALK`] newer entries at most:
     /// a slot whose place lies further down waits in the late heap
     /// instead, O(log n), and competes for eviction from there.
-    pub(crate) fn insert(&mut self, slot: u32, stamp: u64, stamps: &impl ListStamps) {
+    pub(crate) fn insert(
+        &mut self,
+        list: &mut SlotLists,
+        slot: u32,
+        stamp: u64,
+        stamps: &impl ListStamps,
+    ) {
         stamps.set_stamp(slot, stamp);
+        let link = list.link(Way::Lru, slot);
         if stamp >= self.newest {
             // Every entry in the list is stamped at or before `stamp`, so
             // the walk would stop at the first: the head is its place.
             self.newest = stamp;
-            self.list.insert_after(self.list.link(slot), HEAD);
+            list.insert_after(link, HEAD);
             return;
         }
-        let list = &self.list;
         let mut after = HEAD;
         let mut next = list.next(HEAD);
         for _ in 0..=MAX_WALK {
             if next == HEAD || self.listed(stamps, list.slot(next)) <= stamp {
-                self.list.insert_after(self.list.link(slot), after);
+                list.insert_after(link, after);
                 return;
             }
             after = next;
             next = list.next(next);
         }
-        self.list.park(self.list.link(slot));
+        list.park(link);
         self.late.push(Reverse((stamp, slot)));
         self.parked += 1;
         if self.late.len() > 2 * self.parked + LATE_SLACK {
             // Mostly records of slots that left or moved since: drop them,
             // O(n) once per n records pushed.
-            let list = &self.list;
+            let list = &*list;
             self.late
                 .retain(|&Reverse((stamp, slot))| live(list, stamps, stamp, slot));
         }
@@ -143,22 +142,22 @@ impl Lru {
 
     /// Removes `slot`, which is in the list or the late heap (whose
     /// record of it is then dropped when it comes up).
-    pub(crate) fn remove(&mut self, slot: u32) {
-        let link = self.list.link(slot);
-        if self.list.is_parked(link) {
-            self.list.mark_unlinked(link);
+    pub(crate) fn remove(&mut self, list: &mut SlotLists, slot: u32) {
+        let link = list.link(Way::Lru, slot);
+        if list.is_parked(link) {
+            list.mark_unlinked(link);
             self.parked -= 1;
             if self.parked == 0 {
                 self.late.clear();
             }
         } else {
-            self.list.unlink(link);
+            list.unlink(link);
         }
     }
 
     /// Whether `slot` is in the list or the late heap.
-    pub(crate) fn contains(&self, slot: u32) -> bool {
-        self.list.contains(slot)
+    pub(crate) fn contains(list: &SlotLists, slot: u32) -> bool {
+        list.contains(Way::Lru, slot)
     }
 
     /// Re-places `slot` (in the list) by `stamp` if that is newer than
@@ -168,15 +167,21 @@ impl Lru {
     /// placed, so it stays first. Under zipf lookups that is the common
     /// case, a hot entry read again before anything else moved up, and it
     /// saves the unlink and the walk.
-    pub(crate) fn touch(&mut self, slot: u32, stamp: u64, stamps: &impl ListStamps) {
+    pub(crate) fn touch(
+        &mut self,
+        list: &mut SlotLists,
+        slot: u32,
+        stamp: u64,
+        stamps: &impl ListStamps,
+    ) {
         if stamp > self.listed(stamps, slot) {
-            if self.list.next(HEAD) == self.list.link(slot) {
+            if list.next(HEAD) == list.link(Way::Lru, slot) {
                 stamps.set_stamp(slot, stamp);
                 self.newest = self.newest.max(stamp);
                 return;
             }
-            self.remove(slot);
-            self.insert(slot, stamp, stamps);
+            self.remove(list, slot);
+            self.insert(list, slot, stamp, stamps);
         }
     }
 
@@ -190,48 +195,41 @@ impl Lru {
         widen(stamps.stamp_of(slot), self.newest)
     }
 
-    /// Starts loading `slot`'s link into cache (see
-    /// [`prefetch`](crate::sync::prefetch)).
-    #[inline]
-    pub(crate) fn prefetch(&self, slot: u32) {
-        self.list.prefetch(slot);
-    }
-
     /// Starts loading the links of `slot`'s neighbours (`slot` is in the
     /// list), which removing it writes.
     #[inline]
-    pub(crate) fn prefetch_neighbours(&self, slot: u32) {
-        self.list.prefetch_neighbours(slot);
+    pub(crate) fn prefetch_neighbours(list: &SlotLists, slot: u32) {
+        list.prefetch_neighbours(Way::Lru, slot);
     }
 
     /// The list's least recently placed slot, not counting the late heap:
     /// the likely victim, for prefetching.
-    pub(crate) fn tail(&self) -> Option<u32> {
-        let tail = self.list.prev(HEAD);
-        (tail != HEAD).then(|| self.list.slot(tail))
+    pub(crate) fn tail(list: &SlotLists) -> Option<u32> {
+        let tail = list.prev(HEAD);
+        (tail != HEAD).then(|| list.slot(tail))
     }
 
     /// The least recently placed slot: the list's tail or the late heap's
     /// oldest, whichever was placed first.
     #[inline]
-    pub(crate) fn oldest(&mut self, stamps: &impl ListStamps) -> Option<u32> {
+    pub(crate) fn oldest(&mut self, list: &SlotLists, stamps: &impl ListStamps) -> Option<u32> {
         if self.parked == 0 {
-            return self.tail();
+            return Self::tail(list);
         }
-        self.oldest_of_both(stamps)
+        self.oldest_of_both(list, stamps)
     }
 
     #[cold]
-    fn oldest_of_both(&mut self, stamps: &impl ListStamps) -> Option<u32> {
+    fn oldest_of_both(&mut self, list: &SlotLists, stamps: &impl ListStamps) -> Option<u32> {
         let mut late = None;
         while let Some(&Reverse((stamp, slot))) = self.late.peek() {
-            if live(&self.list, stamps, stamp, slot) {
+            if live(list, stamps, stamp, slot) {
                 late = Some((stamp, slot));
                 break;
             }
             self.late.pop();
         }
-        match (self.tail(), late) {
+        match (Self::tail(list), late) {
             (Some(tail), Some((stamp, slot))) => Some(if stamp < self.listed(stamps, tail) {
                 slot
             } else {
@@ -242,12 +240,12 @@ impl Lru {
     }
 
     #[cfg(test)]
-    fn order(&self) -> Vec<u32> {
+    fn order(list: &SlotLists) -> Vec<u32> {
         let mut out = Vec::new();
-        let mut at = self.list.next(HEAD);
+        let mut at = list.next(HEAD);
         while at != HEAD {
-            out.push(self.list.slot(at));
-            at = self.list.next(at);
+            out.push(list.slot(at));
+            at = list.next(at);
         }
         out
     }
@@ -279,9 +277,51 @@ mod tests {
         }
     }
 
+    /// An LRU with lists of its own (heads for nothing else).
+    struct L {
+        lru: Lru,
+        list: SlotLists,
+    }
+
+    impl L {
+        fn new() -> Self {
+            Self {
+                lru: Lru::new(),
+                list: SlotLists::new(HEADS),
+            }
+        }
+        fn grow(&mut self, slots: usize) {
+            self.list.grow(slots);
+        }
+        fn insert(&mut self, slot: u32, stamp: u64, st: &impl ListStamps) {
+            self.lru.insert(&mut self.list, slot, stamp, st);
+        }
+        fn touch(&mut self, slot: u32, stamp: u64, st: &impl ListStamps) {
+            self.lru.touch(&mut self.list, slot, stamp, st);
+        }
+        fn remove(&mut self, slot: u32) {
+            self.lru.remove(&mut self.list, slot);
+        }
+        fn contains(&self, slot: u32) -> bool {
+            Lru::contains(&self.list, slot)
+        }
+        fn oldest(&mut self, st: &impl ListStamps) -> Option<u32> {
+            self.lru.oldest(&self.list, st)
+        }
+        fn tail(&self) -> Option<u32> {
+            Lru::tail(&self.list)
+        }
+        fn listed(&self, st: &impl ListStamps, slot: u32) -> u64 {
+            self.lru.listed(st, slot)
+        }
+        fn order(&self) -> Vec<u32> {
+            Lru::order(&self.list)
+        }
+    }
+
     #[test]
     fn touching_the_first_entry_renews_its_stamp_in_place() {
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(8);
         l.grow(3);
         for (slot, stamp) in [(0, 1), (1, 2), (2, 3)] {
@@ -306,7 +346,7 @@ mod tests {
         // stamped where the low half wraps from u32::MAX to 0: the order
         // is the full stamps'.
         let base = (1u64 << 32) - 3;
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(8);
         l.grow(4);
         l.insert(0, base + 1, &st);
@@ -330,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_placement_older_than_the_newest_still_walks_to_its_place() {
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(8);
         l.grow(4);
         l.insert(0, 1, &st);
@@ -349,7 +389,7 @@ mod tests {
 
     #[test]
     fn newest_first_and_touch_moves_up() {
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(8);
         l.grow(4);
         for (slot, stamp) in [(0, 1), (1, 2), (2, 3), (3, 4)] {
@@ -369,7 +409,7 @@ mod tests {
 
     #[test]
     fn late_reports_land_in_stamp_order() {
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(8);
         l.grow(4);
         for (slot, stamp) in [(0, 1), (1, 2), (2, 3), (3, 4)] {
@@ -386,7 +426,7 @@ mod tests {
 
     /// Evicts everything, oldest first, as the shard's evictor would (no
     /// entry is stale here).
-    fn drain_oldest(l: &mut Lru, st: &impl ListStamps) -> Vec<u32> {
+    fn drain_oldest(l: &mut L, st: &impl ListStamps) -> Vec<u32> {
         let mut out = Vec::new();
         while let Some(slot) = l.oldest(st) {
             l.remove(slot);
@@ -398,7 +438,7 @@ mod tests {
     #[test]
     fn late_reports_past_the_walk_are_parked_and_still_evicted_in_order() {
         let n = MAX_WALK as u32 + 10;
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(n + 3);
         l.grow(n as usize + 3);
         for slot in 0..n {
@@ -409,7 +449,7 @@ mod tests {
         l.insert(n + 1, 105, &st);
         // Within the walk: placed in the list, four entries down.
         l.insert(n + 2, 100 + 2 * u64::from(n) - 9, &st);
-        assert_eq!(l.parked, 2);
+        assert_eq!(l.lru.parked, 2);
         assert_eq!(l.order().len(), n as usize + 1, "the parked are not listed");
         assert!(l.contains(n) && l.contains(n + 1) && l.contains(n + 2));
         assert_eq!(l.order().iter().position(|&s| s == n + 2), Some(4));
@@ -417,13 +457,13 @@ mod tests {
         let mut want: Vec<u32> = (0..n + 3).collect();
         want.sort_by_key(|&s| st.stamp_of(s));
         assert_eq!(drain_oldest(&mut l, &st), want);
-        assert!(l.late.is_empty());
+        assert!(l.lru.late.is_empty());
     }
 
     #[test]
     fn a_parked_slot_moves_and_leaves_like_any_other() {
         let n = MAX_WALK as u32 + 2;
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(n + 1);
         l.grow(n as usize + 1);
         for slot in 0..n {
@@ -433,7 +473,7 @@ mod tests {
         assert_eq!(l.oldest(&st), Some(n));
         // A newer access takes it out of the heap, to the head.
         l.touch(n, 1000, &st);
-        assert_eq!(l.parked, 0);
+        assert_eq!(l.lru.parked, 0);
         assert_eq!(l.order()[0], n);
         assert_eq!(l.oldest(&st), Some(0));
         // Parked and removed: the heap's record is dead, and so skipped.
@@ -451,7 +491,7 @@ mod tests {
     #[test]
     fn dead_records_do_not_pile_up() {
         let n = MAX_WALK as u32 + 1;
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(n + 2);
         l.grow(n as usize + 2);
         for slot in 0..n {
@@ -465,14 +505,18 @@ mod tests {
             l.remove(n + 1);
             l.insert(n + 1, stamp, &st);
         }
-        assert_eq!(l.parked, 2);
-        assert!(l.late.len() <= 2 * 2 + LATE_SLACK + 1, "{}", l.late.len());
+        assert_eq!(l.lru.parked, 2);
+        assert!(
+            l.lru.late.len() <= 2 * 2 + LATE_SLACK + 1,
+            "{}",
+            l.lru.late.len()
+        );
         assert_eq!(l.oldest(&st), Some(n));
     }
 
     #[test]
     fn empty_list_has_no_tail() {
-        let mut l = Lru::new();
+        let mut l = L::new();
         let st = Stamps::new(8);
         assert_eq!(l.tail(), None);
         l.grow(1);

@@ -10,16 +10,26 @@ use crate::access::{widen, Access};
 use crate::arena::{Arena, Nodes};
 use crate::entry::{expired, Node, Thin, NEVER};
 use crate::index::Table;
+use crate::list::SlotLists;
 use crate::listener::{Listener, RemovalCause};
 use crate::lru::Lru;
 use crate::sync::epoch::{self, Atomic, Guard, Owned};
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::wheel::{now_tick, Wheel};
 
-/// Slots a shard can address: arena slots are `u32` (and stored plus one),
-/// and the wheel and LRU reserve a few hundred link indices for their list
-/// heads.
-pub const MAX_SHARD_ENTRIES: usize = (u32::MAX - 1024) as usize;
+/// Entries a shard can address: a slot's two links (its LRU link and its
+/// wheel link) are `u32` indices after a few hundred list heads, which
+/// leaves half of the `u32` range for slots, less a margin for the slots
+/// retired entries hold until they are collected.
+pub const MAX_SHARD_ENTRIES: usize = (u32::MAX / 2 - 1024) as usize;
+
+// The last link of a slot 512 past a full shard's capacity (the one an
+// insert places before it evicts, and slots waiting for a collection) is
+// still a `u32`.
+const _: () = assert!(
+    (crate::lru::HEADS + crate::wheel::HEADS + 1) as u64 + 2 * (MAX_SHARD_ENTRIES as u64 + 512)
+        <= u32::MAX as u64
+);
 
 /// Entries an unbounded shard's index is first sized for; it doubles when
 /// it fills. A bounded shard's index is sized for its capacity from the
@@ -188,13 +198,17 @@ where
 
 /// Writer-side state, guarded by the shard lock.
 struct State<K, V: ?Sized + Thin> {
-    /// The nodes: slot `i` holds the node that owns LRU and wheel link `i`.
+    /// The nodes: slot `i` holds the node that owns slot `i`'s links.
     arena: Arena<K, V>,
     /// Slots the LRU, wheel and weights have room reserved for.
     reserved: usize,
     /// Tombstones in the index (see `index`).
     tombs: usize,
     weights: Vec<u64>,
+    /// The links of the LRU's list and the wheel's: each slot's two side
+    /// by side, so a write that places, removes or evicts an entry finds
+    /// both on one line.
+    lists: SlotLists,
     lru: Lru,
     wheel: Wheel,
     len: usize,
@@ -286,6 +300,7 @@ where
                 reserved: 0,
                 tombs: 0,
                 weights: Vec::new(),
+                lists: SlotLists::new(crate::lru::HEADS + crate::wheel::HEADS),
                 lru: Lru::new(),
                 wheel: Wheel::new(now_tick(now)),
                 len: 0,
@@ -606,7 +621,7 @@ where
         if self.shard.access.pending() {
             self.drain_accesses();
         }
-        if let Some(now) = now.filter(|&now| self.st.wheel.has_due(now)) {
+        if let Some(now) = now.filter(|&now| self.st.wheel.has_due(&self.st.lists, now)) {
             self.sweep(now);
         }
     }
@@ -621,8 +636,8 @@ where
             // No node is read: a slot freed since is skipped, and a slot
             // reused since holds a node inserted after this stamp was
             // taken, which `touch` (newer stamps only) leaves in place.
-            if st.lru.contains(slot) {
-                st.lru.touch(slot, stamp, &st.arena);
+            if Lru::contains(&st.lists, slot) {
+                st.lru.touch(&mut st.lists, slot, stamp, &st.arena);
             }
         });
         st.clock = newest;
@@ -632,8 +647,13 @@ where
     #[inline(never)]
     fn sweep(&mut self, now: u64) {
         let mut due = Vec::new();
-        let State { wheel, arena, .. } = &mut *self.st;
-        wheel.advance(now, &mut due, |slot| {
+        let State {
+            wheel,
+            arena,
+            lists,
+            ..
+        } = &mut *self.st;
+        wheel.advance(lists, now, &mut due, |slot| {
             // SAFETY: the wheel only holds slots of linked nodes, and this
             // runs under the shard lock, so the node is live.
             unsafe { arena.get(slot) }.deadline()
@@ -687,9 +707,9 @@ where
             self.st.tombs -= 1;
         }
         let st = &mut *self.st;
-        st.lru.insert(slot, stamp, &st.arena);
+        st.lru.insert(&mut st.lists, slot, stamp, &st.arena);
         if deadline != NEVER {
-            st.wheel.schedule(slot, deadline);
+            st.wheel.schedule(&mut st.lists, slot, deadline);
         }
         st.len += 1;
         self.set_weight(slot, weight);
@@ -705,11 +725,11 @@ where
         let stamp = self.stamp();
         let previous = old.replace(value, deadline);
         let st = &mut *self.st;
-        st.lru.touch(old.slot, stamp, &st.arena);
+        st.lru.touch(&mut st.lists, old.slot, stamp, &st.arena);
         match (was, deadline) {
             (NEVER, NEVER) => {}
-            (NEVER, _) => st.wheel.schedule(old.slot, deadline),
-            (_, NEVER) => st.wheel.cancel(old.slot),
+            (NEVER, _) => st.wheel.schedule(&mut st.lists, old.slot, deadline),
+            (_, NEVER) => st.wheel.cancel(&mut st.lists, old.slot),
             // A later deadline keeps the entry's place, which is due at or
             // before the old one: when that place comes due, the sweep
             // finds the deadline later and places the entry by it. So a
@@ -718,8 +738,8 @@ where
             // not write its wheel neighbours' links.
             _ if deadline >= was => {}
             _ => {
-                st.wheel.cancel(old.slot);
-                st.wheel.schedule(old.slot, deadline);
+                st.wheel.cancel(&mut st.lists, old.slot);
+                st.wheel.schedule(&mut st.lists, old.slot, deadline);
             }
         }
         if let Some(w) = st.weights.get_mut(old.slot as usize) {
@@ -776,11 +796,9 @@ where
             };
             let target = (slots * 2).max(16).min(limit);
             st.reserved = target;
-            st.lru.reserve(target);
-            st.wheel.reserve(target);
+            st.lists.reserve(target);
         }
-        st.lru.grow(slots + 1);
-        st.wheel.grow(slots + 1);
+        st.lists.grow(slots + 1);
         slot
     }
 
@@ -788,16 +806,15 @@ where
     fn remove(&mut self, node: Found<'g, K, V>, cause: RemovalCause) {
         // The entry's links and then its neighbours' in both lists, so the
         // lists' misses overlap instead of following one another.
-        let st = &*self.st;
+        let st = &mut *self.st;
         let expires = node.expires();
-        st.lru.prefetch(node.slot);
+        st.lists.prefetch(node.slot);
         if expires {
-            st.wheel.prefetch(node.slot);
-            st.wheel.prefetch_neighbours(node.slot);
+            Wheel::prefetch_neighbours(&st.lists, node.slot);
         }
-        st.lru.prefetch_neighbours(node.slot);
+        Lru::prefetch_neighbours(&st.lists, node.slot);
         if expires {
-            self.st.wheel.cancel(node.slot);
+            st.wheel.cancel(&mut st.lists, node.slot);
         }
         self.unlink(node, cause);
     }
@@ -815,7 +832,7 @@ where
     /// it.
     fn retire(&mut self, node: Found<'g, K, V>, cause: RemovalCause) {
         let st = &mut *self.st;
-        st.lru.remove(node.slot);
+        st.lru.remove(&mut st.lists, node.slot);
         st.len -= 1;
         if let Some(weight) = st.weights.get_mut(node.slot as usize) {
             st.weight -= std::mem::take(weight);
@@ -842,17 +859,15 @@ where
     fn prefetch_victim(&mut self) {
         let st = &mut *self.st;
         if st.len >= st.capacity {
-            if let Some(slot) = st.lru.tail() {
+            if let Some(slot) = Lru::tail(&st.lists) {
                 st.arena.prefetch(slot);
-                st.lru.prefetch(slot);
-                st.wheel.prefetch(slot);
+                st.lists.prefetch(slot);
             }
         }
         // And the node and links a new key would take.
         if let Some(slot) = st.arena.next_free() {
             st.arena.prefetch(slot);
-            st.lru.prefetch(slot);
-            st.wheel.prefetch(slot);
+            st.lists.prefetch(slot);
         }
     }
 
@@ -860,7 +875,7 @@ where
     fn evict(&mut self) {
         while self.st.len > self.st.capacity || self.st.weight > self.st.max_weight {
             let st = &mut *self.st;
-            let Some(slot) = st.lru.oldest(&st.arena) else {
+            let Some(slot) = st.lru.oldest(&st.lists, &st.arena) else {
                 break;
             };
             let node = self.node(slot);
@@ -870,7 +885,7 @@ where
                 // Used since it was placed, recorded in the node (its
                 // thread's buffer was full).
                 let st = &mut *self.st;
-                st.lru.touch(slot, stamp, &st.arena);
+                st.lru.touch(&mut st.lists, slot, stamp, &st.arena);
                 continue;
             }
             self.remove(node, RemovalCause::Evicted);
@@ -967,7 +982,7 @@ impl<K, V: ?Sized + Thin> Drop for Shard<K, V> {
         let st = &mut *st;
         for slot in 0..st.arena.len() as u32 {
             // Every live node is in the LRU list, once.
-            if st.lru.contains(slot) {
+            if Lru::contains(&st.lists, slot) {
                 // SAFETY: a live node; this is its last use.
                 unsafe { st.arena.drop_live(slot) };
             }

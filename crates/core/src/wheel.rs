@@ -15,13 +15,14 @@
 //! out and returns at once: a cache's writes between two moves of its
 //! clock pay no sweep.
 //!
-//! Every list is one of a [`SlotLists`]: the first [`SENTINELS`] links are
-//! the list heads (one per wheel slot, then the overflow and due lists),
-//! and arena slot `i` owns link `SENTINELS + i`.
+//! Every list is one of the shard's [`SlotLists`], through the slots'
+//! [`Way::Wheel`] links: its [`HEADS`] list heads (one per wheel slot, then
+//! the overflow and due lists) follow the LRU's (`lru::HEADS`), and the
+//! shard passes the lists to each call.
 
 use smallvec::SmallVec;
 
-use crate::list::SlotLists;
+use crate::list::{SlotLists, Way};
 
 /// Nanoseconds per tick, as a shift: 2^20 ns is about 1.05 ms.
 pub(crate) const TICK_SHIFT: u32 = 20;
@@ -30,9 +31,13 @@ const SLOTS: usize = 1 << SLOT_BITS;
 const LEVELS: usize = 6;
 /// Ticks covered by the whole wheel: 64^6.
 const SPAN_BITS: u32 = SLOT_BITS * LEVELS as u32;
-const OVERFLOW: u32 = (SLOTS * LEVELS) as u32;
+/// The wheel's first list head in the shard's lists: the wheel slots'
+/// lists, level by level, then the overflow and due lists.
+const BASE: u32 = crate::lru::HEADS;
+const OVERFLOW: u32 = BASE + (SLOTS * LEVELS) as u32;
 const DUE: u32 = OVERFLOW + 1;
-const SENTINELS: u32 = DUE + 1;
+/// The list heads the wheel takes in the shard's lists, after the LRU's.
+pub(crate) const HEADS: u32 = DUE + 1 - BASE;
 
 /// The tick by which a deadline in nanoseconds has certainly passed
 /// (rounded up, so an entry is never swept early).
@@ -51,7 +56,6 @@ pub(crate) fn now_tick(now_nanos: u64) -> u64 {
 /// The per-shard timing wheel. Guarded by the shard lock.
 #[derive(Debug)]
 pub(crate) struct Wheel {
-    lists: SlotLists,
     occupied: [u64; LEVELS],
     /// Every deadline at or before this tick has been handed out.
     elapsed: u64,
@@ -73,7 +77,6 @@ impl Wheel {
     /// An empty wheel whose time starts at `now_tick`.
     pub(crate) fn new(now_tick: u64) -> Self {
         Self {
-            lists: SlotLists::new(SENTINELS),
             occupied: [0; LEVELS],
             elapsed: now_tick,
             swept: now_tick.checked_shl(TICK_SHIFT).unwrap_or(u64::MAX),
@@ -81,40 +84,23 @@ impl Wheel {
         }
     }
 
-    /// Makes room for arena slots `0..slots`.
-    pub(crate) fn grow(&mut self, slots: usize) {
-        self.lists.grow(slots);
-    }
-
-    /// Reserves exactly enough memory for arena slots `0..slots`.
-    pub(crate) fn reserve(&mut self, slots: usize) {
-        self.lists.reserve(slots);
-    }
-
     /// Schedules arena slot `slot` to expire at `deadline` (nanoseconds). O(1).
-    pub(crate) fn schedule(&mut self, slot: u32, deadline: u64) {
-        self.place(self.lists.link(slot), deadline, true);
+    pub(crate) fn schedule(&mut self, lists: &mut SlotLists, slot: u32, deadline: u64) {
+        self.place(lists, lists.link(Way::Wheel, slot), deadline, true);
     }
 
     /// Cancels arena slot `slot`, if it was scheduled. O(1).
-    pub(crate) fn cancel(&mut self, slot: u32) {
-        if self.lists.contains(slot) {
-            self.unlink(self.lists.link(slot));
+    pub(crate) fn cancel(&mut self, lists: &mut SlotLists, slot: u32) {
+        if lists.contains(Way::Wheel, slot) {
+            self.unlink(lists, lists.link(Way::Wheel, slot));
         }
-    }
-
-    /// Starts loading arena slot `slot`'s link (see
-    /// [`prefetch`](crate::sync::prefetch)).
-    #[inline]
-    pub(crate) fn prefetch(&self, slot: u32) {
-        self.lists.prefetch(slot);
     }
 
     /// Starts loading the links of the neighbours of arena slot `slot`,
     /// which cancelling it writes; nothing if it is not scheduled.
     #[inline]
-    pub(crate) fn prefetch_neighbours(&self, slot: u32) {
-        self.lists.prefetch_neighbours(slot);
+    pub(crate) fn prefetch_neighbours(lists: &SlotLists, slot: u32) {
+        lists.prefetch_neighbours(Way::Wheel, slot);
     }
 
     /// Whether [`advance`](Self::advance) to `now_nanos` may hand out
@@ -122,8 +108,8 @@ impl Wheel {
     /// holds links. Writes between two moves of the clock find nothing and
     /// pay no sweep.
     #[inline]
-    pub(crate) fn has_due(&self, now_nanos: u64) -> bool {
-        now_nanos > self.swept || (self.due && self.lists.next(DUE) != DUE)
+    pub(crate) fn has_due(&self, lists: &SlotLists, now_nanos: u64) -> bool {
+        now_nanos > self.swept || (self.due && lists.next(DUE) != DUE)
     }
 
     /// Moves time to `now` (nanoseconds) and pushes every slot whose
@@ -134,45 +120,46 @@ impl Wheel {
     /// return the deadline `slot` was scheduled with.
     pub(crate) fn advance(
         &mut self,
+        lists: &mut SlotLists,
         now_nanos: u64,
         expired: &mut Vec<u32>,
         deadline_of: impl Fn(u32) -> u64,
     ) {
-        if !self.has_due(now_nanos) {
+        if !self.has_due(lists, now_nanos) {
             return;
         }
         let now = now_tick(now_nanos);
-        let mut link = self.detach(DUE);
+        let mut link = self.detach(lists, DUE);
         // Set again below by any link placed back in it.
         self.due = false;
         while link != DUE {
-            let next = self.lists.next(link);
-            let deadline = deadline_of(self.lists.slot(link));
+            let next = lists.next(link);
+            let deadline = deadline_of(lists.slot(link));
             if deadline <= now_nanos {
-                self.lists.mark_unlinked(link);
-                expired.push(self.lists.slot(link));
+                lists.mark_unlinked(link);
+                expired.push(lists.slot(link));
             } else {
                 // A sweep to a time before the last (the clock stepped
                 // back, or a flush at a past time): wait for the time, in
                 // the due list still if it is at or before `swept`.
-                self.place(link, deadline, true);
+                self.place(lists, link, deadline, true);
             }
             link = next;
         }
-        while let Some((at, list)) = self.next_due() {
+        while let Some((at, list)) = self.next_due(lists) {
             if at > now {
                 break;
             }
             self.elapsed = at;
-            let mut link = self.detach(list);
+            let mut link = self.detach(lists, list);
             while link != list {
-                let next = self.lists.next(link);
-                let deadline = deadline_of(self.lists.slot(link));
+                let next = lists.next(link);
+                let deadline = deadline_of(lists.slot(link));
                 if deadline_tick(deadline) <= at {
-                    self.lists.mark_unlinked(link);
-                    expired.push(self.lists.slot(link));
+                    lists.mark_unlinked(link);
+                    expired.push(lists.slot(link));
                 } else {
-                    self.place(link, deadline, false);
+                    self.place(lists, link, deadline, false);
                 }
                 link = next;
             }
@@ -182,14 +169,14 @@ impl Wheel {
         // next one; hand out those already reached, so a sweep is exact to
         // the nanosecond. This scans at most one tick's worth of entries.
         let next = self.elapsed.saturating_add(1);
-        let lists: SmallVec<[u32; LEVELS]> = self.lists_starting_at(next).collect();
-        for list in lists {
-            let mut link = self.lists.next(list);
+        let starting: SmallVec<[u32; LEVELS]> = self.lists_starting_at(lists, next).collect();
+        for list in starting {
+            let mut link = lists.next(list);
             while link != list {
-                let following = self.lists.next(link);
-                let slot = self.lists.slot(link);
+                let following = lists.next(link);
+                let slot = lists.slot(link);
                 if deadline_of(slot) <= now_nanos {
-                    self.unlink(link);
+                    self.unlink(lists, link);
                     expired.push(slot);
                 }
                 link = following;
@@ -199,7 +186,11 @@ impl Wheel {
     }
 
     /// The occupied lists (wheel slots or overflow) whose start is tick `at`.
-    fn lists_starting_at(&self, at: u64) -> impl Iterator<Item = u32> + '_ {
+    fn lists_starting_at<'a>(
+        &'a self,
+        lists: &'a SlotLists,
+        at: u64,
+    ) -> impl Iterator<Item = u32> + 'a {
         (0..LEVELS)
             .filter_map(move |level| {
                 let shift = SLOT_BITS * level as u32;
@@ -208,11 +199,11 @@ impl Wheel {
                 let starts_here = at & ((1u64 << shift) - 1) == 0
                     && at & block == self.elapsed & block
                     && self.occupied[level] & (1 << slot) != 0;
-                starts_here.then_some((level * SLOTS) as u32 + slot as u32)
+                starts_here.then_some(BASE + (level * SLOTS) as u32 + slot as u32)
             })
             .chain({
                 let next_block = (self.elapsed | ((1u64 << SPAN_BITS) - 1)).saturating_add(1);
-                let overflow = self.lists.next(OVERFLOW) != OVERFLOW;
+                let overflow = lists.next(OVERFLOW) != OVERFLOW;
                 (overflow && next_block == at).then_some(OVERFLOW)
             })
     }
@@ -223,7 +214,7 @@ impl Wheel {
     /// at that level and inside the current level-`l + 1` block (`place`
     /// puts it there, `advance` empties it before passing it), so the lowest
     /// occupied level holds the earliest list.
-    fn next_due(&self) -> Option<(u64, u32)> {
+    fn next_due(&self, lists: &SlotLists) -> Option<(u64, u32)> {
         for (level, &occupied) in self.occupied.iter().enumerate() {
             if occupied == 0 {
                 continue;
@@ -235,9 +226,9 @@ impl Wheel {
             let slot = u64::from(after.trailing_zeros());
             let block = !((1u64 << (shift + SLOT_BITS)) - 1);
             let at = (self.elapsed & block) | (slot << shift);
-            return Some((at, (level * SLOTS) as u32 + slot as u32));
+            return Some((at, BASE + (level * SLOTS) as u32 + slot as u32));
         }
-        (self.lists.next(OVERFLOW) != OVERFLOW).then(|| {
+        (lists.next(OVERFLOW) != OVERFLOW).then(|| {
             let next_block = (self.elapsed | ((1u64 << SPAN_BITS) - 1)).saturating_add(1);
             (next_block, OVERFLOW)
         })
@@ -246,7 +237,7 @@ impl Wheel {
     /// Links `link` into the list its deadline belongs in now: the due list
     /// if `may_be_due` and the deadline has been reached, otherwise a wheel
     /// slot no earlier than the next tick.
-    fn place(&mut self, link: u32, deadline_nanos: u64, may_be_due: bool) {
+    fn place(&mut self, lists: &mut SlotLists, link: u32, deadline_nanos: u64, may_be_due: bool) {
         let deadline = deadline_tick(deadline_nanos);
         let at = deadline.max(self.elapsed.saturating_add(1));
         let differs = at ^ self.elapsed;
@@ -262,13 +253,13 @@ impl Wheel {
             let level = top_bit / SLOT_BITS;
             let slot = (at >> (level * SLOT_BITS)) & (SLOTS as u64 - 1);
             self.occupied[level as usize] |= 1 << slot;
-            level * SLOTS as u32 + slot as u32
+            BASE + level * SLOTS as u32 + slot as u32
         };
-        self.lists.insert_after(link, list);
+        lists.insert_after(link, list);
     }
 
-    fn unlink(&mut self, link: u32) {
-        let (prev, next) = self.lists.unlink(link);
+    fn unlink(&mut self, lists: &mut SlotLists, link: u32) {
+        let (prev, next) = lists.unlink(link);
         if prev == next && prev < OVERFLOW {
             self.clear_bit(prev);
         }
@@ -276,16 +267,18 @@ impl Wheel {
 
     /// Empties list `list` and returns its first member (or `list` itself if
     /// it was empty); members still chain to `list` through `next`.
-    fn detach(&mut self, list: u32) -> u32 {
-        let first = self.lists.detach(list);
+    fn detach(&mut self, lists: &mut SlotLists, list: u32) -> u32 {
+        let first = lists.detach(list);
         if list < OVERFLOW {
             self.clear_bit(list);
         }
         first
     }
 
+    /// Marks wheel slot list `list` (a head below [`OVERFLOW`]) empty.
     fn clear_bit(&mut self, list: u32) {
-        let (level, slot) = (list as usize / SLOTS, list as usize % SLOTS);
+        let at = (list - BASE) as usize;
+        let (level, slot) = (at / SLOTS, at % SLOTS);
         self.occupied[level] &= !(1 << slot);
     }
 }
@@ -296,29 +289,36 @@ mod tests {
 
     const T: u64 = 1 << TICK_SHIFT;
 
-    /// A wheel with the deadline table the shard would keep.
+    /// A wheel with the lists and the deadline table the shard would keep.
     struct W {
         wheel: Wheel,
+        lists: SlotLists,
         deadlines: Vec<u64>,
     }
 
     impl W {
         fn grow(&mut self, slots: usize) {
-            self.wheel.grow(slots);
+            self.lists.grow(slots);
             self.deadlines.resize(slots, 0);
         }
         fn schedule(&mut self, slot: u32, deadline: u64) {
             self.deadlines[slot as usize] = deadline;
-            self.wheel.schedule(slot, deadline);
+            self.wheel.schedule(&mut self.lists, slot, deadline);
         }
         fn cancel(&mut self, slot: u32) {
-            self.wheel.cancel(slot);
+            self.wheel.cancel(&mut self.lists, slot);
+        }
+        fn next_due(&self) -> Option<(u64, u32)> {
+            self.wheel.next_due(&self.lists)
         }
     }
 
     fn wheel(now_tick: u64) -> W {
         W {
             wheel: Wheel::new(now_tick),
+            // The shard's lists: the LRU's head (unused here), then the
+            // wheel's.
+            lists: SlotLists::new(crate::lru::HEADS + HEADS),
             deadlines: Vec::new(),
         }
     }
@@ -332,7 +332,7 @@ mod tests {
         let mut out = Vec::new();
         let deadlines = &w.deadlines;
         w.wheel
-            .advance(now, &mut out, |slot| deadlines[slot as usize]);
+            .advance(&mut w.lists, now, &mut out, |slot| deadlines[slot as usize]);
         out.sort_unstable();
         out
     }
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(drain(&mut w, 1000), vec![1]);
         w.cancel(1);
         assert!(w.wheel.occupied.iter().all(|&o| o == 0));
-        assert!(w.wheel.next_due().is_none());
+        assert!(w.next_due().is_none());
     }
 
     #[test]
@@ -376,7 +376,7 @@ mod tests {
         w.schedule(0, 3 * T);
         w.schedule(1, 1000 * T);
         assert_eq!(drain(&mut w, 1000), vec![0, 1]);
-        assert!(w.wheel.next_due().is_none());
+        assert!(w.next_due().is_none());
     }
 
     #[test]

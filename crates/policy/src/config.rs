@@ -40,7 +40,7 @@ pub(crate) struct Config {
 /// the new session is already counted, so a full cache of size N holds
 /// N − 1 sessions (size 1 holds one: the loop finds no tail to evict). We
 /// keep that bound. Size 0 is unbounded, and so is a size past what one
-/// shard can address ([`MAX_SHARD_ENTRIES`], over four billion sessions):
+/// shard can address ([`MAX_SHARD_ENTRIES`], over two billion sessions):
 /// no process holds that many, so the two cannot be told apart.
 pub(crate) fn capacity_for(size: u64) -> Option<usize> {
     let capacity = usize::try_from(size.saturating_sub(1).max(1)).ok()?;
