@@ -20,7 +20,8 @@ pub enum BuildError {
         /// The largest shard count allowed.
         max: usize,
     },
-    /// A shard can address at most about 4 billion entries.
+    /// A shard can address at most about 2 billion entries
+    /// ([`MAX_SHARD_ENTRIES`](crate::MAX_SHARD_ENTRIES)).
     #[error("capacity {capacity} exceeds {max} entries per shard; use more shards")]
     CapacityTooLarge {
         /// The capacity asked for.

@@ -653,6 +653,19 @@ fn bad_settings_are_typed_errors() {
         build(Cache::builder().capacity(usize::MAX).shards(1)),
         Err(BuildError::CapacityTooLarge { .. })
     ));
+    // One past what a shard can address, split over one shard or two.
+    let max = tlscache_core::MAX_SHARD_ENTRIES;
+    assert_eq!(
+        build(Cache::builder().capacity(max + 1).shards(1)),
+        Err(BuildError::CapacityTooLarge {
+            capacity: max + 1,
+            max
+        })
+    );
+    assert!(matches!(
+        build(Cache::builder().capacity(2 * max + 1).shards(2)),
+        Err(BuildError::CapacityTooLarge { .. })
+    ));
     assert!(matches!(
         build(Cache::builder().shards(4).weigher(2, |_, _| 1)),
         Err(BuildError::MaxWeightTooSmall { .. })
