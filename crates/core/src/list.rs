@@ -61,12 +61,6 @@ impl SlotLists {
         (link - self.heads) / 2
     }
 
-    /// The index of the first link of arena slot `slot`: its pair.
-    #[inline]
-    fn pair(&self, slot: u32) -> usize {
-        self.heads as usize + 2 * slot as usize
-    }
-
     /// Makes room for arena slots `0..slots`.
     pub(crate) fn grow(&mut self, slots: usize) {
         let want = self.heads as usize + 2 * slots;
@@ -165,7 +159,8 @@ impl SlotLists {
     /// [`prefetch`](crate::sync::prefetch)).
     #[inline]
     pub(crate) fn prefetch(&self, slot: u32) {
-        if let Some(link) = self.links.get(self.pair(slot)) {
+        // The pair starts with the LRU link; the wheel's is on its line.
+        if let Some(link) = self.links.get(self.link(Way::Lru, slot) as usize) {
             crate::sync::prefetch(link);
         }
     }
